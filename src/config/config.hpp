@@ -1,0 +1,89 @@
+// The validated configuration: plain structs, no toml++ types. Everything the data path reads
+// has been checked here, so the data path never has to second-guess a value.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/address.hpp"
+
+namespace sniroute::config {
+
+enum class Protocol { Tls, Tcp, Http };
+enum class AcmeMode { Auto, Local, Backend };
+enum class ProxyProtocol { Off, V1, V2 };
+enum class LogFormat { Text, Json };
+
+const char* to_string(Protocol p);
+const char* to_string(AcmeMode m);
+
+struct Global {
+    uint64_t client_hello_timeout_ms = 5'000;
+    uint64_t connect_timeout_ms = 5'000;
+    uint64_t idle_timeout_ms = 600'000;
+    uint64_t drain_timeout_ms = 30'000;
+    uint32_t max_connections = 20'000;
+    uint32_t max_client_hello = 16'384;
+    uint32_t max_http_head = 8'192;
+    uint32_t workers = 1;  // 0 = one per core, resolved at start-up
+    LogFormat log_format = LogFormat::Text;
+};
+
+struct Route {
+    std::vector<std::string> match;  // normalised: lower-case, "*.suffix" kept as is
+    size_t backend = 0;              // index into Config::backends
+    AcmeMode acme = AcmeMode::Auto;
+    bool redirect_https = false;
+};
+
+struct Listener {
+    std::string name;
+    std::vector<core::SocketAddress> bind;
+    Protocol protocol = Protocol::Tls;
+    std::optional<size_t> default_backend;  // index into Config::backends
+    bool accept_proxy_protocol = false;
+    std::vector<Route> routes;
+};
+
+struct Backend {
+    std::string name;
+    std::vector<core::SocketAddress> servers;  // tried in order
+    ProxyProtocol proxy_protocol = ProxyProtocol::Off;
+};
+
+struct Acme {
+    std::string webroot;
+    std::string account_thumbprint;
+};
+
+struct Config {
+    std::string path;
+    Global global;
+    std::vector<Listener> listeners;
+    std::vector<Backend> backends;
+    Acme acme;
+};
+
+// One problem in a config file, printed as FILE:LINE:COL: message.
+struct Diagnostic {
+    std::string file;
+    uint32_t line = 0;
+    uint32_t column = 0;
+    std::string message;
+    std::string to_string() const;
+};
+
+struct LoadResult {
+    std::optional<Config> config;  // set only when diagnostics is empty
+    std::vector<Diagnostic> diagnostics;
+};
+
+// Reads and validates a config file. Never throws; every problem found becomes a diagnostic,
+// and validation goes on past the first one so a user can fix them all in one pass.
+LoadResult load_file(const std::string& path);
+// The same over text already in memory; `path` is used only in diagnostics.
+LoadResult load_string(std::string_view text, const std::string& path);
+
+}  // namespace sniroute::config

@@ -1,0 +1,344 @@
+// toml++ document -> validated Config, with a FILE:LINE:COL diagnostic for every problem.
+//
+// toml++ throws on syntax errors; that is the control plane, so we catch it here and turn it into
+// a diagnostic like any other. Schema checks walk the document by hand, so that every unknown
+// key and every bad value is reported at its own position.
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <toml++/toml.h>
+#include <unordered_map>
+
+#include "config/config.hpp"
+#include "route/name_table.hpp"
+
+namespace sniroute::config {
+
+const char* to_string(Protocol p) {
+    switch (p) {
+        case Protocol::Tls: return "tls";
+        case Protocol::Tcp: return "tcp";
+        case Protocol::Http: return "http";
+    }
+    return "?";
+}
+
+const char* to_string(AcmeMode m) {
+    switch (m) {
+        case AcmeMode::Auto: return "auto";
+        case AcmeMode::Local: return "local";
+        case AcmeMode::Backend: return "backend";
+    }
+    return "?";
+}
+
+std::string Diagnostic::to_string() const {
+    if (line == 0) return file + ": " + message;  // no position: the file itself is the problem
+    return file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + message;
+}
+
+namespace {
+
+class Loader {
+public:
+    explicit Loader(std::string path) : path_(std::move(path)) {}
+
+    LoadResult run(std::string_view text);
+
+private:
+    void error(const toml::source_region& at, std::string msg) {
+        diags_.push_back({path_, static_cast<uint32_t>(at.begin.line), static_cast<uint32_t>(at.begin.column),
+                          std::move(msg)});
+    }
+
+    // Reports every key of `tbl` not in `allowed`, at the key's own position.
+    void check_keys(const toml::table& tbl, std::initializer_list<std::string_view> allowed, std::string_view where) {
+        for (auto&& [k, v] : tbl) {
+            bool ok = false;
+            for (auto a : allowed) ok = ok || k.str() == a;
+            if (!ok) error(k.source(), "unknown key '" + std::string(k.str()) + "' in " + std::string(where));
+        }
+    }
+
+    const toml::node* get(const toml::table& t, std::string_view key) { return t.get(key); }
+
+    std::optional<std::string> get_string(const toml::table& t, std::string_view key) {
+        const toml::node* n = get(t, key);
+        if (!n) return std::nullopt;
+        if (auto s = n->value<std::string>(); s && n->is_string()) return *s;
+        error(n->source(), "'" + std::string(key) + "' must be a string");
+        return std::nullopt;
+    }
+
+    std::optional<bool> get_bool(const toml::table& t, std::string_view key) {
+        const toml::node* n = get(t, key);
+        if (!n) return std::nullopt;
+        if (n->is_boolean()) return n->as_boolean()->get();
+        error(n->source(), "'" + std::string(key) + "' must be true or false");
+        return std::nullopt;
+    }
+
+    void get_uint(const toml::table& t, std::string_view key, uint32_t& out, int64_t lo, int64_t hi) {
+        const toml::node* n = get(t, key);
+        if (!n) return;
+        if (!n->is_integer()) return error(n->source(), "'" + std::string(key) + "' must be an integer");
+        int64_t v = n->as_integer()->get();
+        if (v < lo || v > hi)
+            return error(n->source(), "'" + std::string(key) + "' must be between " + std::to_string(lo) + " and " +
+                                          std::to_string(hi));
+        out = static_cast<uint32_t>(v);
+    }
+
+    void get_duration(const toml::table& t, std::string_view key, uint64_t& out) {
+        const toml::node* n = get(t, key);
+        if (!n) return;
+        auto s = n->value<std::string>();
+        if (!n->is_string() || !s)
+            return error(n->source(), "'" + std::string(key) + "' must be a duration string such as \"5s\"");
+        auto ms = core::parse_duration_ms(*s);
+        if (!ms || *ms == 0)
+            return error(n->source(), "'" + std::string(key) + "': cannot parse duration \"" + *s +
+                                          "\" (use ms, s, m, h, d, e.g. \"1m30s\")");
+        out = *ms;
+    }
+
+    // A string or an array of strings, each passed to `each` with its position.
+    template <class F>
+    void get_string_list(const toml::table& t, std::string_view key, F&& each) {
+        const toml::node* n = get(t, key);
+        if (!n) return;
+        if (n->is_string()) return each(*n->value<std::string>(), n->source());
+        const toml::array* arr = n->as_array();
+        if (!arr) return error(n->source(), "'" + std::string(key) + "' must be an array of strings");
+        for (const toml::node& e : *arr) {
+            if (!e.is_string()) {
+                error(e.source(), "'" + std::string(key) + "' entries must be strings");
+                continue;
+            }
+            each(*e.value<std::string>(), e.source());
+        }
+    }
+
+    void load_global(const toml::table& t);
+    void load_backends(const toml::table& t);
+    void load_listeners(const toml::node& n);
+    void load_listener(const toml::table& t);
+    void load_route(const toml::table& t, Listener& l, route::NameTable& names);
+    void load_acme(const toml::table& t);
+    std::optional<size_t> backend_ref(const toml::table& t, std::string_view key, bool& present);
+
+    std::string path_;
+    std::vector<Diagnostic> diags_;
+    Config cfg_;
+    std::unordered_map<std::string, size_t> backend_index_;
+    std::set<std::string> listener_names_;
+    std::vector<std::pair<core::SocketAddress, std::string>> binds_seen_;
+};
+
+LoadResult Loader::run(std::string_view text) {
+    cfg_.path = path_;
+    toml::table root;
+    try {
+        root = toml::parse(text, path_);
+    } catch (const toml::parse_error& e) {
+        error(e.source(), std::string(e.description()));
+        return {std::nullopt, std::move(diags_)};
+    }
+    check_keys(root, {"global", "listeners", "backends", "acme"}, "the top level");
+    auto table_at = [&](std::string_view key) -> const toml::table* {
+        const toml::node* n = root.get(key);
+        if (n && !n->is_table()) error(n->source(), "'" + std::string(key) + "' must be a table");
+        return n ? n->as_table() : nullptr;
+    };
+    if (auto* g = table_at("global")) load_global(*g);
+    if (auto* a = table_at("acme")) load_acme(*a);
+    // Backends first, so that listeners can resolve references in one pass.
+    if (auto* b = table_at("backends")) load_backends(*b);
+    if (const toml::node* l = root.get("listeners")) load_listeners(*l);
+    else error(toml::source_region{{1, 1}, {1, 1}, nullptr}, "no [[listeners]] defined");
+
+    if (!diags_.empty()) return {std::nullopt, std::move(diags_)};
+    return {std::move(cfg_), {}};
+}
+
+void Loader::load_global(const toml::table& t) {
+    check_keys(t,
+               {"client_hello_timeout", "connect_timeout", "idle_timeout", "drain_timeout", "max_connections",
+                "max_client_hello", "max_http_head", "workers", "log_format"},
+               "[global]");
+    Global& g = cfg_.global;
+    get_duration(t, "client_hello_timeout", g.client_hello_timeout_ms);
+    get_duration(t, "connect_timeout", g.connect_timeout_ms);
+    get_duration(t, "idle_timeout", g.idle_timeout_ms);
+    get_duration(t, "drain_timeout", g.drain_timeout_ms);
+    get_uint(t, "max_connections", g.max_connections, 1, 10'000'000);
+    get_uint(t, "max_client_hello", g.max_client_hello, 512, 1 << 20);
+    get_uint(t, "max_http_head", g.max_http_head, 512, 1 << 20);
+    get_uint(t, "workers", g.workers, 0, 256);
+    if (auto f = get_string(t, "log_format")) {
+        if (*f == "text") g.log_format = LogFormat::Text;
+        else if (*f == "json") g.log_format = LogFormat::Json;
+        else error(t.get("log_format")->source(), "unknown log_format \"" + *f + "\" (expected text or json)");
+    }
+}
+
+void Loader::load_acme(const toml::table& t) {
+    check_keys(t, {"webroot", "account_thumbprint"}, "[acme]");
+    if (auto w = get_string(t, "webroot")) cfg_.acme.webroot = *w;
+    if (auto tp = get_string(t, "account_thumbprint")) {
+        // A JWK thumbprint (RFC 7638) is base64url without padding; anything else would be
+        // echoed to the CA verbatim and fail validation in a confusing way.
+        bool ok = true;
+        for (char c : *tp)
+            ok = ok && ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_');
+        if (!ok) error(t.get("account_thumbprint")->source(), "account_thumbprint must be base64url (A-Z a-z 0-9 - _)");
+        else cfg_.acme.account_thumbprint = *tp;
+    }
+}
+
+void Loader::load_backends(const toml::table& t) {
+    for (auto&& [name, node] : t) {
+        const toml::table* b = node.as_table();
+        if (!b) {
+            error(node.source(), "backend '" + std::string(name.str()) + "' must be a table");
+            continue;
+        }
+        std::string where = "[backends." + std::string(name.str()) + "]";
+        check_keys(*b, {"servers", "proxy_protocol"}, where);
+        Backend be;
+        be.name = std::string(name.str());
+        get_string_list(*b, "servers", [&](const std::string& s, const toml::source_region& at) {
+            if (auto a = core::SocketAddress::parse(s)) be.servers.push_back(*a);
+            else error(at, "cannot parse server address \"" + s + "\" (expected IPv4:PORT or [IPv6]:PORT)");
+        });
+        const toml::node* servers = b->get("servers");
+        if (!servers) error(b->source(), where + " has no 'servers'");
+        else if (servers->is_array() && servers->as_array()->empty()) error(servers->source(), where + ": empty server list");
+        if (auto pp = get_string(*b, "proxy_protocol")) {
+            if (*pp == "off") be.proxy_protocol = ProxyProtocol::Off;
+            else if (*pp == "v1") be.proxy_protocol = ProxyProtocol::V1;
+            else if (*pp == "v2") be.proxy_protocol = ProxyProtocol::V2;
+            else error(b->get("proxy_protocol")->source(), "unknown proxy_protocol \"" + *pp + "\" (expected off, v1 or v2)");
+        }
+        backend_index_[be.name] = cfg_.backends.size();
+        cfg_.backends.push_back(std::move(be));
+    }
+}
+
+std::optional<size_t> Loader::backend_ref(const toml::table& t, std::string_view key, bool& present) {
+    present = t.get(key) != nullptr;
+    auto name = get_string(t, key);
+    if (!name) return std::nullopt;
+    auto it = backend_index_.find(*name);
+    if (it == backend_index_.end()) {
+        error(t.get(key)->source(), "unknown backend \"" + *name + "\"");
+        return std::nullopt;
+    }
+    return it->second;
+}
+
+void Loader::load_listeners(const toml::node& n) {
+    const toml::array* arr = n.as_array();
+    if (!arr) return error(n.source(), "'listeners' must be an array of tables ([[listeners]])");
+    if (arr->empty()) return error(n.source(), "no listeners defined");
+    for (const toml::node& e : *arr) {
+        if (const toml::table* t = e.as_table()) load_listener(*t);
+        else error(e.source(), "each listener must be a table");
+    }
+}
+
+void Loader::load_listener(const toml::table& t) {
+    check_keys(t, {"name", "bind", "protocol", "default_backend", "accept_proxy_protocol", "routes"}, "[[listeners]]");
+    Listener l;
+    if (auto name = get_string(t, "name")) {
+        l.name = *name;
+        if (!listener_names_.insert(*name).second) error(t.get("name")->source(), "duplicate listener name \"" + *name + "\"");
+    } else if (!t.get("name")) {
+        error(t.source(), "listener has no 'name'");
+    }
+    get_string_list(t, "bind", [&](const std::string& s, const toml::source_region& at) {
+        auto a = core::SocketAddress::parse(s);
+        if (!a) return error(at, "cannot parse bind address \"" + s + "\" (expected IPv4:PORT or [IPv6]:PORT)");
+        for (auto& [seen, owner] : binds_seen_)
+            if (seen == *a) return error(at, "bind address " + s + " is already used by listener \"" + owner + "\"");
+        binds_seen_.emplace_back(*a, l.name);
+        l.bind.push_back(*a);
+    });
+    if (!t.get("bind")) error(t.source(), "listener \"" + l.name + "\" has no 'bind'");
+    else if (t.get("bind")->is_array() && t.get("bind")->as_array()->empty())
+        error(t.get("bind")->source(), "listener \"" + l.name + "\": empty bind list");
+
+    if (auto p = get_string(t, "protocol")) {
+        if (*p == "tls") l.protocol = Protocol::Tls;
+        else if (*p == "tcp") l.protocol = Protocol::Tcp;
+        else if (*p == "http") l.protocol = Protocol::Http;
+        else error(t.get("protocol")->source(), "unknown protocol \"" + *p + "\" (expected tls, tcp or http)");
+    } else if (!t.get("protocol")) {
+        error(t.source(), "listener \"" + l.name + "\" has no 'protocol'");
+    }
+    bool has_default = false;
+    l.default_backend = backend_ref(t, "default_backend", has_default);
+    if (l.protocol == Protocol::Tcp && !has_default)
+        error(t.source(), "tcp listener \"" + l.name + "\" needs a default_backend (plain TCP carries no name to route by)");
+    if (auto app = get_bool(t, "accept_proxy_protocol")) l.accept_proxy_protocol = *app;
+
+    if (const toml::node* rn = t.get("routes")) {
+        const toml::array* routes = rn->as_array();
+        if (!routes) {
+            error(rn->source(), "'routes' must be an array of tables ([[listeners.routes]])");
+        } else if (l.protocol == Protocol::Tcp && !routes->empty()) {
+            error(rn->source(), "tcp listener \"" + l.name + "\" cannot have routes: it sees no name to match");
+        } else {
+            route::NameTable names;
+            for (const toml::node& r : *routes) {
+                if (const toml::table* rt = r.as_table()) load_route(*rt, l, names);
+                else error(r.source(), "each route must be a table");
+            }
+        }
+    }
+    cfg_.listeners.push_back(std::move(l));
+}
+
+void Loader::load_route(const toml::table& t, Listener& l, route::NameTable& names) {
+    check_keys(t, {"match", "backend", "acme", "redirect_https"}, "[[listeners.routes]]");
+    Route r;
+    get_string_list(t, "match", [&](const std::string& s, const toml::source_region& at) {
+        std::string norm;
+        if (!route::normalize_pattern(s, norm))
+            return error(at, "invalid match \"" + s + "\" (expected a host name or *.suffix)");
+        if (!names.add(norm, 0)) return error(at, "\"" + s + "\" is matched by an earlier route of this listener");
+        r.match.push_back(norm);
+    });
+    if (!t.get("match")) error(t.source(), "route has no 'match'");
+    bool present = false;
+    auto be = backend_ref(t, "backend", present);
+    if (!present) error(t.source(), "route has no 'backend'");
+    if (be) r.backend = *be;
+    bool http = l.protocol == Protocol::Http;
+    if (auto a = get_string(t, "acme")) {
+        if (!http) error(t.get("acme")->source(), "'acme' applies only to http listeners");
+        else if (*a == "auto") r.acme = AcmeMode::Auto;
+        else if (*a == "local") r.acme = AcmeMode::Local;
+        else if (*a == "backend") r.acme = AcmeMode::Backend;
+        else error(t.get("acme")->source(), "unknown acme mode \"" + *a + "\" (expected auto, local or backend)");
+    }
+    if (auto rh = get_bool(t, "redirect_https")) {
+        if (!http) error(t.get("redirect_https")->source(), "'redirect_https' applies only to http listeners");
+        r.redirect_https = *rh;
+    }
+    l.routes.push_back(std::move(r));
+}
+
+}  // namespace
+
+LoadResult load_string(std::string_view text, const std::string& path) { return Loader(path).run(text); }
+
+LoadResult load_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return {std::nullopt, {{path, 0, 0, "cannot open file"}}};
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return load_string(ss.str(), path);
+}
+
+}  // namespace sniroute::config

@@ -1,0 +1,117 @@
+// Wiring only: parse the command line, load the config, hand over to the server.
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "core/server.hpp"
+
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+
+void usage(FILE* out) {
+    std::fputs(
+        "usage: sniroute COMMAND [options]\n"
+        "\n"
+        "commands:\n"
+        "  run --config FILE [--pidfile FILE]   start the proxy in the foreground\n"
+        "  validate --config FILE               check a config; prints ok or FILE:LINE:COL errors\n"
+        "  version                              print the version\n"
+        "\n"
+        "'sniroute COMMAND --help' describes one command.\n",
+        out);
+}
+
+struct Args {
+    std::string config;
+    std::string pidfile;
+    bool help = false;
+    std::string bad;
+};
+
+Args parse_args(int argc, char** argv, int from, bool allow_pidfile) {
+    Args a;
+    for (int i = from; i < argc; ++i) {
+        std::string k = argv[i];
+        if (k == "--help" || k == "-h") a.help = true;
+        else if ((k == "--config" || k == "-c") && i + 1 < argc) a.config = argv[++i];
+        else if (k.starts_with("--config=")) a.config = k.substr(9);
+        else if (allow_pidfile && k == "--pidfile" && i + 1 < argc) a.pidfile = argv[++i];
+        else if (allow_pidfile && k.starts_with("--pidfile=")) a.pidfile = k.substr(10);
+        else if (a.bad.empty()) a.bad = k;
+    }
+    return a;
+}
+
+int cmd_validate(int argc, char** argv) {
+    Args a = parse_args(argc, argv, 2, false);
+    if (a.help) {
+        std::puts("usage: sniroute validate --config FILE\n\n"
+                  "Checks FILE. Prints 'ok' and exits 0, or prints one FILE:LINE:COL: message line per\n"
+                  "problem on stderr and exits 1.");
+        return 0;
+    }
+    if (!a.bad.empty() || a.config.empty()) {
+        std::fprintf(stderr, "sniroute validate: %s\n", a.bad.empty() ? "--config FILE is required" : ("unexpected argument " + a.bad).c_str());
+        return 2;
+    }
+    auto res = sniroute::config::load_file(a.config);
+    if (!res.config) {
+        for (auto& d : res.diagnostics) std::fprintf(stderr, "%s\n", d.to_string().c_str());
+        return 1;
+    }
+    std::puts("ok");
+    return 0;
+}
+
+int cmd_run(int argc, char** argv) {
+    Args a = parse_args(argc, argv, 2, true);
+    if (a.help) {
+        std::puts("usage: sniroute run --config FILE [--pidfile FILE]\n\n"
+                  "Runs the proxy in the foreground, logging to stderr. A 'ready' line is logged once\n"
+                  "every listener is bound.\n"
+                  "  SIGHUP           reload FILE; a config that fails validation is logged and ignored\n"
+                  "  SIGTERM, SIGINT  stop accepting, drain established connections, exit 0");
+        return 0;
+    }
+    if (!a.bad.empty() || a.config.empty()) {
+        std::fprintf(stderr, "sniroute run: %s\n", a.bad.empty() ? "--config FILE is required" : ("unexpected argument " + a.bad).c_str());
+        return 2;
+    }
+    auto res = sniroute::config::load_file(a.config);
+    if (!res.config) {
+        for (auto& d : res.diagnostics) std::fprintf(stderr, "%s\n", d.to_string().c_str());
+        return 1;
+    }
+    return sniroute::core::run_server(std::move(*res.config), a.pidfile);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    std::string cmd = argv[1];
+    try {
+        if (cmd == "run") return cmd_run(argc, argv);
+        if (cmd == "validate") return cmd_validate(argc, argv);
+        if (cmd == "version" || cmd == "--version") {
+            std::printf("sniroute %s\n", kVersion);
+            return 0;
+        }
+        if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+            usage(stdout);
+            return 0;
+        }
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "sniroute: %s\n", e.what());
+        return 1;
+    }
+    std::fprintf(stderr, "sniroute: unknown command '%s'\n\n", cmd.c_str());
+    usage(stderr);
+    return 2;
+}
