@@ -33,19 +33,27 @@ std::optional<SocketAddress> SocketAddress::parse(std::string_view text) {
     auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
     if (ec != std::errc() || end != port.data() + port.size() || port.empty() || p == 0 || p > 65535)
         return std::nullopt;
-    SocketAddress a;
-    if (v6) {
-        auto* s6 = reinterpret_cast<sockaddr_in6*>(&a.ss);
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons(static_cast<uint16_t>(p));
-        if (inet_pton(AF_INET6, host.c_str(), &s6->sin6_addr) != 1) return std::nullopt;
-    } else {
-        auto* s4 = reinterpret_cast<sockaddr_in*>(&a.ss);
-        s4->sin_family = AF_INET;
-        s4->sin_port = htons(static_cast<uint16_t>(p));
-        if (inet_pton(AF_INET, host.c_str(), &s4->sin_addr) != 1) return std::nullopt;
-    }
+    auto a = from_ip(host, static_cast<uint16_t>(p));
+    if (!a || (a->family() == AF_INET6) != v6) return std::nullopt;
     return a;
+}
+
+std::optional<SocketAddress> SocketAddress::from_ip(const std::string& ip, uint16_t port) {
+    SocketAddress a;
+    auto* s4 = reinterpret_cast<sockaddr_in*>(&a.ss);
+    auto* s6 = reinterpret_cast<sockaddr_in6*>(&a.ss);
+    if (inet_pton(AF_INET, ip.c_str(), &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons(port);
+        return a;
+    }
+    a = SocketAddress{};
+    if (inet_pton(AF_INET6, ip.c_str(), &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons(port);
+        return a;
+    }
+    return std::nullopt;
 }
 
 SocketAddress SocketAddress::from(const sockaddr* sa) {

@@ -23,6 +23,8 @@ struct SocketAddress {
     // start and no lookup can stall the event loop.
     static std::optional<SocketAddress> parse(std::string_view text);
     static SocketAddress from(const sockaddr* sa);
+    // A numeric IPv4 or IPv6 address without brackets, and any port (0 included).
+    static std::optional<SocketAddress> from_ip(const std::string& ip, uint16_t port);
     std::string to_string() const;  // "1.2.3.4:5" or "[::1]:5"
     std::string ip_string() const;  // without the port or brackets
 

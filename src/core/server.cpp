@@ -1,4 +1,233 @@
+// The control thread. It binds every socket itself, so that a port in use fails start-up (or a
+// reload) with a clear message before anything is accepted; then it starts the workers and
+// sleeps in its own loop, waking only for signals.
 #include "core/server.hpp"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <thread>
+
+#include "core/log.hpp"
+#include "core/worker.hpp"
+
 namespace sniroute::core {
-int run_server(config::Config, const std::string&) { return 1; }
+
+namespace {
+
+// One socket per (listener, address, worker). SO_REUSEPORT lets every worker's socket bind the
+// same address, and the kernel spreads new connections across them; libuv 1.44 has no flag for
+// that, so we create the socket here and hand it to uv_tcp_open in the worker.
+int make_listen_socket(const SocketAddress& addr, int defer_accept_secs, std::string& err) {
+    int fd = ::socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        err = std::strerror(errno);
+        return -1;
+    }
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    // "[::]:443" should mean IPv6 only; IPv4 gets its own bind line, as with nginx's ipv6only.
+    if (addr.family() == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (defer_accept_secs > 0) {
+        // No wake-up until the client has sent something: for TLS, the ClientHello. A client
+        // that sends nothing is handed over after this long, and then meets our own deadline.
+        ::setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_accept_secs, sizeof defer_accept_secs);
+    }
+    if (::bind(fd, addr.sa(), addr.len()) != 0 || ::listen(fd, 4096) != 0) {
+        err = std::strerror(errno);
+        ::close(fd);
+        return -1;
+    }
+    return fd;
 }
+
+struct BindKey {
+    std::string listener;
+    SocketAddress addr;
+};
+
+// Binds the (listener, address) pairs of `cfg` that `have` does not contain, once per worker.
+// On failure closes what it made and returns false.
+bool bind_new(const config::Config& cfg, const std::vector<BindKey>& have, unsigned workers,
+              std::vector<std::vector<ListenSocket>>& out, std::vector<BindKey>& made) {
+    out.assign(workers, {});
+    for (const auto& l : cfg.listeners) {
+        for (const auto& a : l.bind) {
+            bool exists = false;
+            for (const auto& k : have) exists = exists || (k.listener == l.name && k.addr == a);
+            if (exists) continue;
+            for (unsigned w = 0; w < workers; ++w) {
+                std::string err;
+                // Deferred accept only pays off where the client speaks first and we must wait
+                // for it anyway (TLS, HTTP); it stays off for tcp listeners, where the server may
+                // speak first (SMTP, IMAP).
+                int defer = l.protocol == config::Protocol::Tcp
+                                ? 0
+                                : static_cast<int>((cfg.global.client_hello_timeout_ms + 999) / 1000);
+                int fd = make_listen_socket(a, defer, err);
+                if (fd < 0) {
+                    log_error("bind_failed").kv("listener", l.name).kv("bind", a.to_string()).kv("error", err);
+                    for (auto& v : out)
+                        for (auto& s : v) ::close(s.fd);
+                    out.clear();
+                    return false;
+                }
+                out[w].push_back({l.name, a, fd});
+            }
+            made.push_back({l.name, a});
+        }
+    }
+    return true;
+}
+
+void log_listeners(const config::Config& cfg, const char* event) {
+    for (const auto& l : cfg.listeners) {
+        std::string binds;
+        for (const auto& a : l.bind) binds += (binds.empty() ? "" : ",") + a.to_string();
+        log_info(event).kv("listener", l.name).kv("protocol", config::to_string(l.protocol)).kv("bind", binds);
+    }
+}
+
+class Control {
+public:
+    Control(config::Config cfg, std::string pidfile) : cfg_path_(cfg.path), pidfile_(std::move(pidfile)) {
+        drain_ms_ = cfg.global.drain_timeout_ms;
+        workers_n_ = cfg.global.workers ? cfg.global.workers : std::max(1u, std::thread::hardware_concurrency());
+        snap_ = std::make_shared<route::Snapshot>(std::move(cfg));
+    }
+
+    int run();
+
+private:
+    static void on_signal(uv_signal_t* h, int signum) noexcept;
+    static void on_poll(uv_timer_t* t) noexcept;
+    void reload();
+
+    std::string cfg_path_;
+    std::string pidfile_;
+    uint64_t drain_ms_;
+    unsigned workers_n_;
+    route::SnapshotPtr snap_;
+    Shared shared_;
+    std::vector<std::unique_ptr<Worker>> workers_;
+    std::vector<BindKey> bound_;
+    uv_loop_t loop_{};
+    uv_signal_t sighup_{}, sigterm_{}, sigint_{};
+    uv_timer_t poll_{};
+    int stops_ = 0;
+};
+
+int Control::run() {
+    std::vector<std::vector<ListenSocket>> socks;
+    if (!bind_new(snap_->config(), {}, workers_n_, socks, bound_)) return 1;
+    log_listeners(snap_->config(), "listener");
+
+    std::vector<std::thread> threads;
+    std::vector<char> ok(workers_n_, 0);
+    for (unsigned i = 0; i < workers_n_; ++i) workers_.push_back(std::make_unique<Worker>(i, shared_, snap_));
+    for (unsigned i = 0; i < workers_n_; ++i)
+        threads.emplace_back([this, i, &ok, s = std::move(socks[i])]() mutable { ok[i] = workers_[i]->run(std::move(s)); });
+    for (auto& w : workers_)
+        while (!w->listening.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+
+    uv_loop_init(&loop_);
+    for (auto [h, sig] : {std::pair{&sighup_, SIGHUP}, std::pair{&sigterm_, SIGTERM}, std::pair{&sigint_, SIGINT}}) {
+        uv_signal_init(&loop_, h);
+        h->data = this;
+        uv_signal_start(h, on_signal, sig);
+    }
+    // Workers finish on their own threads; the control loop notices with a cheap poll rather
+    // than another cross-thread mailbox.
+    uv_timer_init(&loop_, &poll_);
+    poll_.data = this;
+
+    if (!pidfile_.empty()) std::ofstream(pidfile_) << getpid() << "\n";
+    log_info("ready").kv("workers", workers_n_).kv("listeners", static_cast<uint64_t>(snap_->config().listeners.size()));
+
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    for (auto& t : threads) t.join();
+    int rc = uv_loop_close(&loop_);
+    if (!pidfile_.empty()) ::unlink(pidfile_.c_str());
+    bool clean = rc == 0;
+    for (char c : ok) clean = clean && c;
+    log_info("stopped").kv("clean", clean ? "yes" : "no");
+    return clean ? 0 : 70;
+}
+
+void Control::on_signal(uv_signal_t* h, int signum) noexcept {
+    auto* c = static_cast<Control*>(h->data);
+    if (signum == SIGHUP) return c->reload();
+    if (++c->stops_ == 1) {
+        log_info("stopping").kv("signal", signum == SIGTERM ? "SIGTERM" : "SIGINT").kv("drain_timeout_ms", c->drain_ms_);
+        for (auto& w : c->workers_) w->post_stop(c->drain_ms_);
+        uv_timer_start(&c->poll_, on_poll, 10, 10);
+    } else {
+        log_warn("stopping_now").kv("signal", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+        for (auto& w : c->workers_) w->post_abort();
+    }
+}
+
+void Control::on_poll(uv_timer_t* t) noexcept {
+    auto* c = static_cast<Control*>(t->data);
+    for (auto& w : c->workers_)
+        if (!w->finished.load()) return;
+    for (uv_handle_t* h : {reinterpret_cast<uv_handle_t*>(&c->sighup_), reinterpret_cast<uv_handle_t*>(&c->sigterm_),
+                           reinterpret_cast<uv_handle_t*>(&c->sigint_), reinterpret_cast<uv_handle_t*>(&c->poll_)})
+        uv_close(h, nullptr);
+}
+
+void Control::reload() {
+    if (stops_ > 0) return;
+    log_info("reloading").kv("config", cfg_path_);
+    auto res = config::load_file(cfg_path_);
+    if (!res.config) {
+        for (const auto& d : res.diagnostics) log_error("config_error").kv("at", d.to_string());
+        log_error("reload_rejected").kv("reason", "config has errors; the running config stays in force");
+        return;
+    }
+    if (res.config->global.workers != snap_->config().global.workers)
+        log_warn("reload_note").kv("reason", "a change of 'workers' takes effect on restart");
+    std::vector<std::vector<ListenSocket>> socks;
+    std::vector<BindKey> made;
+    if (!bind_new(*res.config, bound_, workers_n_, socks, made)) {
+        log_error("reload_rejected").kv("reason", "a new bind address could not be bound; the running config stays in force");
+        return;
+    }
+    // Forget pairs the new config dropped; workers close their sockets when they see it.
+    std::vector<BindKey> kept;
+    for (auto& k : bound_) {
+        bool still = false;
+        for (const auto& l : res.config->listeners)
+            if (l.name == k.listener)
+                for (const auto& a : l.bind) still = still || a == k.addr;
+        if (still) kept.push_back(k);
+    }
+    for (auto& m : made) kept.push_back(m);
+    bound_.swap(kept);
+    drain_ms_ = res.config->global.drain_timeout_ms;
+    set_log_format(res.config->global.log_format);
+    snap_ = std::make_shared<route::Snapshot>(std::move(*res.config));
+    for (unsigned i = 0; i < workers_n_; ++i) workers_[i]->post_reload(snap_, std::move(socks[i]));
+    log_listeners(snap_->config(), "listener");
+    log_info("reloaded").kv("config", cfg_path_);
+}
+
+}  // namespace
+
+int run_server(config::Config cfg, const std::string& pidfile) {
+    // A peer that closes while we write must surface as EPIPE on that socket, not kill us.
+    ::signal(SIGPIPE, SIG_IGN);
+    set_log_format(cfg.global.log_format);
+    Control c(std::move(cfg), pidfile);
+    return c.run();
+}
+
+}  // namespace sniroute::core

@@ -1,0 +1,209 @@
+#include "core/worker.hpp"
+
+#include <unistd.h>
+
+#include "core/log.hpp"
+#include "proxy/session.hpp"
+
+namespace sniroute::core {
+
+// A listening handle. Heap-allocated and freed in its close callback, like every handle here.
+struct Worker::ListenHandle {
+    uv_tcp_t tcp{};
+    Worker* worker = nullptr;
+    std::string listener;
+    SocketAddress addr;
+    long index = -1;  // listener index in the worker's current snapshot
+};
+
+Worker::Worker(unsigned id, Shared& shared, route::SnapshotPtr snap)
+    : id_(id), shared_(shared), snap_(std::move(snap)), read_buf_(new char[kReadBufferSize]) {}
+
+Worker::~Worker() {
+    // Sockets handed over by a reload that arrived after the loop stopped are still ours.
+    for (auto& ls : pending_sockets_)
+        if (ls.fd >= 0) ::close(ls.fd);
+}
+
+bool Worker::run(std::vector<ListenSocket> sockets) {
+    uv_loop_init(&loop_);
+    uv_async_init(&loop_, &async_, on_async);
+    async_.data = this;
+    uv_timer_init(&loop_, &drain_timer_);
+    drain_timer_.data = this;
+    for (auto& ls : sockets) open_socket(std::move(ls));
+    listening.store(true);
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    int rc = uv_loop_close(&loop_);
+    if (rc != 0) {
+        // Walk what is left so the leak can be named; this is a bug, not an operating condition.
+        uv_walk(&loop_, [](uv_handle_t* h, void*) { log_error("leaked_handle").kv("type", uv_handle_type_name(h->type)); },
+                nullptr);
+    }
+    log_info("worker_stopped").kv("worker", id_).kv("accepted", accepted_);
+    finished.store(true);
+    return rc == 0;
+}
+
+void Worker::open_socket(ListenSocket ls) {
+    long index = snap_->find_listener(ls.listener);
+    auto* h = new ListenHandle;
+    h->worker = this;
+    h->listener = ls.listener;
+    h->addr = ls.addr;
+    h->index = index;
+    uv_tcp_init(&loop_, &h->tcp);
+    h->tcp.data = h;
+    int r = uv_tcp_open(&h->tcp, ls.fd);
+    if (r == 0) r = uv_listen(reinterpret_cast<uv_stream_t*>(&h->tcp), 4096, on_connection);
+    if (r != 0) {
+        log_error("listen_failed").kv("listener", ls.listener).kv("bind", ls.addr.to_string()).kv("error", uv_strerror(r));
+        if (uv_fileno(reinterpret_cast<uv_handle_t*>(&h->tcp), nullptr) == UV_EBADF) ::close(ls.fd);
+        uv_close(reinterpret_cast<uv_handle_t*>(&h->tcp), on_listen_closed);
+        return;
+    }
+    listeners_.push_back(h);
+}
+
+void Worker::on_listen_closed(uv_handle_t* h) noexcept { delete static_cast<ListenHandle*>(h->data); }
+
+void Worker::post_reload(route::SnapshotPtr snap, std::vector<ListenSocket> added) {
+    {
+        std::lock_guard lock(mu_);
+        pending_snap_ = std::move(snap);
+        for (auto& s : added) pending_sockets_.push_back(std::move(s));
+        if (!mailbox_closed_) uv_async_send(&async_);
+    }
+}
+
+void Worker::post_stop(uint64_t drain_ms) {
+    {
+        std::lock_guard lock(mu_);
+        stop_requested_ = true;
+        drain_ms_ = drain_ms;
+        if (!mailbox_closed_) uv_async_send(&async_);
+    }
+}
+
+void Worker::post_abort() {
+    {
+        std::lock_guard lock(mu_);
+        stop_requested_ = abort_requested_ = true;
+        if (!mailbox_closed_) uv_async_send(&async_);
+    }
+}
+
+void Worker::on_async(uv_async_t* h) noexcept {
+    auto* w = static_cast<Worker*>(h->data);
+    bool stop, abort;
+    {
+        std::lock_guard lock(w->mu_);
+        stop = w->stop_requested_;
+        abort = w->abort_requested_;
+    }
+    if (!w->stopping_) w->apply_reload();
+    if (stop && !w->stopping_) w->begin_stop();
+    if (abort) {
+        for (proxy::Session* s = w->sessions_; s;) {
+            proxy::Session* next = s->next_;
+            s->abort();
+            s = next;
+        }
+    }
+}
+
+void Worker::apply_reload() {
+    route::SnapshotPtr snap;
+    std::vector<ListenSocket> added;
+    {
+        std::lock_guard lock(mu_);
+        snap = std::move(pending_snap_);
+        added.swap(pending_sockets_);
+    }
+    if (!snap) return;
+    snap_ = std::move(snap);
+    // Keep sockets whose listener and address are still configured; close the rest. Established
+    // sessions are untouched either way: they hold their own snapshot.
+    std::vector<ListenHandle*> kept;
+    for (ListenHandle* h : listeners_) {
+        h->index = snap_->find_listener(h->listener);
+        bool still = false;
+        if (h->index >= 0)
+            for (const auto& a : snap_->listener(static_cast<size_t>(h->index)).bind) still = still || a == h->addr;
+        if (still) kept.push_back(h);
+        else uv_close(reinterpret_cast<uv_handle_t*>(&h->tcp), on_listen_closed);
+    }
+    listeners_.swap(kept);
+    for (auto& ls : added) open_socket(std::move(ls));
+}
+
+void Worker::on_connection(uv_stream_t* server, int status) noexcept {
+    auto* h = static_cast<ListenHandle*>(server->data);
+    Worker* w = h->worker;
+    if (status < 0) {
+        // EMFILE and friends: the kernel keeps the connection queued; log and carry on.
+        log_warn("accept_failed").kv("listener", h->listener).kv("error", uv_strerror(status));
+        return;
+    }
+    if (w->stopping_ || h->index < 0) return;
+    ++w->accepted_;
+    proxy::Session::accept(*w, server, static_cast<size_t>(h->index));
+}
+
+void Worker::attach(proxy::Session* s) {
+    s->next_ = sessions_;
+    s->prev_ = nullptr;
+    if (sessions_) sessions_->prev_ = s;
+    sessions_ = s;
+    ++session_count_;
+}
+
+void Worker::detach(proxy::Session* s) {
+    if (s->prev_) s->prev_->next_ = s->next_;
+    else sessions_ = s->next_;
+    if (s->next_) s->next_->prev_ = s->prev_;
+    s->prev_ = s->next_ = nullptr;
+    --session_count_;
+    if (stopping_) maybe_finish();
+}
+
+void Worker::begin_stop() {
+    stopping_ = true;
+    for (ListenHandle* h : listeners_) uv_close(reinterpret_cast<uv_handle_t*>(&h->tcp), on_listen_closed);
+    listeners_.clear();
+    uint64_t drain_ms;
+    {
+        std::lock_guard lock(mu_);
+        drain_ms = drain_ms_;
+    }
+    if (session_count_ > 0) {
+        log_info("draining").kv("worker", id_).kv("sessions", static_cast<uint64_t>(session_count_)).kv("timeout_ms", drain_ms);
+        uv_timer_start(&drain_timer_, on_drain_timeout, drain_ms, 0);
+    }
+    maybe_finish();
+}
+
+void Worker::on_drain_timeout(uv_timer_t* t) noexcept {
+    auto* w = static_cast<Worker*>(t->data);
+    log_warn("drain_timeout").kv("worker", w->id_).kv("sessions", static_cast<uint64_t>(w->session_count_));
+    for (proxy::Session* s = w->sessions_; s;) {
+        proxy::Session* next = s->next_;
+        s->abort();
+        s = next;
+    }
+}
+
+void Worker::maybe_finish() {
+    if (finishing_ || session_count_ > 0) return;
+    finishing_ = true;
+    // Nothing is left but our own handles; closing them lets uv_run return. The flag, set under
+    // the lock, keeps the control thread from signalling a closed async handle.
+    {
+        std::lock_guard lock(mu_);
+        mailbox_closed_ = true;
+    }
+    uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
+}
+
+}  // namespace sniroute::core

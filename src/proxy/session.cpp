@@ -1,0 +1,424 @@
+#include "proxy/session.hpp"
+
+#include <cstring>
+
+#include "core/log.hpp"
+#include "core/worker.hpp"
+#include "proxy/proxy_protocol.hpp"
+
+namespace sniroute::proxy {
+
+namespace {
+
+// A v2 header may carry TLVs up to 64 KiB; real balancers send a few hundred bytes. Anything
+// past this is not a balancer we want to trust.
+constexpr size_t kMaxProxyHeader = 4096;
+
+// TLS alert record: fatal (2) + description. Sent when we refuse a hello so the client reports
+// a TLS error instead of an unexplained EOF.
+constexpr uint8_t kAlertUnrecognizedName = 112;
+constexpr uint8_t kAlertDecodeError = 50;
+constexpr uint8_t kAlertInternalError = 80;
+
+uv_handle_t* H(void* p) { return static_cast<uv_handle_t*>(p); }
+uv_stream_t* S(uv_tcp_t* t) { return reinterpret_cast<uv_stream_t*>(t); }
+
+}  // namespace
+
+const char* to_string(Outcome o) {
+    switch (o) {
+        case Outcome::Ok: return "ok";
+        case Outcome::Timeout: return "timeout";
+        case Outcome::Refused: return "refused";
+        case Outcome::NoRoute: return "no_route";
+        case Outcome::BackendDown: return "backend_down";
+        case Outcome::Reset: return "reset";
+        case Outcome::BadHello: return "bad_hello";
+        case Outcome::BadProxyHeader: return "bad_proxy_header";
+        case Outcome::Aborted: return "aborted";
+        case Outcome::Error: return "error";
+    }
+    return "?";
+}
+
+Session::Session(core::Worker& w, size_t li)
+    : w_(w),
+      snap_(w.snapshot()),
+      li_(li),
+      listener_(snap_->listener(li)),
+      global_(snap_->config().global),
+      hello_(snap_->config().global.max_client_hello) {
+    uv_tcp_init(w_.loop(), &client_);
+    uv_timer_init(w_.loop(), &timer_);
+    client_.data = timer_.data = upstream_.data = this;
+    up_.from = down_.to = &client_;
+    up_.to = down_.from = &upstream_;
+    started_ms_ = last_activity_ms_ = uv_now(w_.loop());
+    w_.attach(this);
+}
+
+Session::~Session() {
+    if (counted_) w_.shared().connections.fetch_sub(1, std::memory_order_relaxed);
+    w_.detach(this);
+}
+
+void Session::accept(core::Worker& w, uv_stream_t* server, size_t li) {
+    auto* s = new Session(w, li);
+    if (int r = uv_accept(server, S(&s->client_)); r != 0) return s->close(Outcome::Error, uv_strerror(r));
+    uint32_t n = w.shared().connections.fetch_add(1, std::memory_order_relaxed);
+    s->counted_ = true;
+    sockaddr_storage ss{};
+    int len = sizeof ss;
+    if (uv_tcp_getpeername(&s->client_, reinterpret_cast<sockaddr*>(&ss), &len) == 0)
+        s->client_addr_ = core::SocketAddress::from(reinterpret_cast<sockaddr*>(&ss));
+    len = sizeof ss;
+    if (uv_tcp_getsockname(&s->client_, reinterpret_cast<sockaddr*>(&ss), &len) == 0)
+        s->local_addr_ = core::SocketAddress::from(reinterpret_cast<sockaddr*>(&ss));
+    // Refuse beyond max_connections without touching established sessions: the new socket is
+    // closed before anything is read from it.
+    if (n >= s->global_.max_connections) return s->close(Outcome::Refused, "max_connections reached");
+    s->start();
+}
+
+void Session::start() {
+    uv_tcp_nodelay(&client_, 1);
+    if (listener_.accept_proxy_protocol) phase_ = Phase::ProxyHeader;
+    else if (listener_.protocol == config::Protocol::Tls) phase_ = Phase::Peek;
+    else return route_and_connect("");
+    arm_timer(global_.client_hello_timeout_ms);
+    if (!start_reading(up_)) close(Outcome::Error, "read_start failed");
+}
+
+bool Session::start_reading(Pipe& p) {
+    auto cb = &p == &up_ ? on_client_read : on_upstream_read;
+    p.reading = uv_read_start(S(p.from), on_alloc, cb) == 0;
+    return p.reading;
+}
+
+void Session::arm_timer(uint64_t ms) { uv_timer_start(&timer_, on_timer, ms, 0); }
+
+void Session::on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) noexcept {
+    auto* s = static_cast<Session*>(h->data);
+    buf->base = s->w_.read_buffer();
+    buf->len = core::Worker::kReadBufferSize;
+    // Before the backend is connected, read no more than the head may still grow by, so a
+    // client can never make us buffer past the cap.
+    if (s->phase_ == Phase::ProxyHeader || s->phase_ == Phase::Peek) {
+        size_t cap = s->global_.max_client_hello + kMaxProxyHeader;
+        size_t room = cap > s->head_.size() ? cap - s->head_.size() : 1;
+        if (room < buf->len) buf->len = room;
+    }
+}
+
+void Session::on_client_read(uv_stream_t* st, ssize_t n, const uv_buf_t* buf) noexcept {
+    auto* s = static_cast<Session*>(st->data);
+    if (s->closing_) return;
+    if (n == 0) return;  // EAGAIN, nothing to do
+    if (s->phase_ == Phase::ProxyHeader || s->phase_ == Phase::Peek) {
+        if (n < 0) return s->close(n == UV_EOF ? Outcome::BadHello : Outcome::Reset, "client closed before its hello");
+        return s->on_head_bytes(buf->base, static_cast<size_t>(n));
+    }
+    if (n < 0) {
+        if (n == UV_EOF) return s->pipe_eof(s->up_);
+        // A reset travels as a reset: the backend sees RST, not a clean FIN.
+        if (s->upstream_open_) s->upstream_open_ = !s->reset_peer(&s->upstream_);
+        return s->close(Outcome::Reset, "client reset");
+    }
+    s->relay(s->up_, buf->base, static_cast<size_t>(n));
+}
+
+void Session::on_upstream_read(uv_stream_t* st, ssize_t n, const uv_buf_t* buf) noexcept {
+    auto* s = static_cast<Session*>(st->data);
+    if (s->closing_ || n == 0) return;
+    if (n < 0) {
+        if (n == UV_EOF) return s->pipe_eof(s->down_);
+        s->reset_peer(&s->client_);
+        return s->close(Outcome::Reset, "backend reset");
+    }
+    s->relay(s->down_, buf->base, static_cast<size_t>(n));
+}
+
+// Closes `t` with an RST (SO_LINGER 0). libuv refuses once a shutdown was sent on it; the
+// caller then closes it normally, which is all a half-closed socket can still do.
+bool Session::reset_peer(uv_tcp_t* t) {
+    if (uv_is_closing(H(t)) || uv_tcp_close_reset(t, on_close) != 0) return false;
+    ++pending_closes_;
+    return true;
+}
+
+void Session::on_head_bytes(const char* data, size_t n) {
+    head_.append(data, n);
+    if (phase_ == Phase::ProxyHeader) {
+        ParsedHeader ph;
+        const char* why = "";
+        auto st = parse_header(reinterpret_cast<const uint8_t*>(head_.data()), head_.size(), kMaxProxyHeader, ph, why);
+        if (st == HeaderStatus::NeedMore) return;
+        if (st == HeaderStatus::Malformed) return close(Outcome::BadProxyHeader, why);
+        if (!ph.local) {
+            client_addr_ = ph.src;
+            local_addr_ = ph.dst;
+        }
+        // The balancer's header is consumed here; the backend gets our own, if any.
+        head_.erase(0, ph.length);
+        return after_proxy_header();
+    }
+    hello_.feed(reinterpret_cast<const uint8_t*>(data), n);
+    on_peek_bytes();
+}
+
+void Session::after_proxy_header() {
+    if (listener_.protocol != config::Protocol::Tls) {
+        uv_read_stop(S(&client_));
+        up_.reading = false;
+        return route_and_connect("");
+    }
+    phase_ = Phase::Peek;
+    if (!head_.empty()) hello_.feed(reinterpret_cast<const uint8_t*>(head_.data()), head_.size());
+    on_peek_bytes();
+}
+
+void Session::on_peek_bytes() {
+    switch (hello_.status()) {
+        case tls::ParseStatus::NeedMore: return;
+        case tls::ParseStatus::Done: break;
+        case tls::ParseStatus::NotTls:
+        case tls::ParseStatus::Malformed: return refuse(Outcome::BadHello, hello_.error(), kAlertDecodeError);
+        case tls::ParseStatus::TooLarge: return refuse(Outcome::BadHello, hello_.error(), kAlertDecodeError);
+    }
+    // The backend must see the hello before anything else the client sends, so stop reading
+    // until the connection is up; a TLS client waits for the ServerHello anyway.
+    uv_read_stop(S(&client_));
+    up_.reading = false;
+    if (hello_.info().has_sni) sni_ = hello_.info().sni;
+    route_and_connect(sni_);
+}
+
+void Session::route_and_connect(std::string_view name) {
+    route::Decision d = snap_->route(li_, name);
+    if (!d.backend) {
+        return refuse(Outcome::NoRoute, name.empty() ? "no SNI and no default_backend" : "no route for SNI",
+                      kAlertUnrecognizedName);
+    }
+    backend_ = d.backend;
+    if (backend_->proxy_protocol == config::ProxyProtocol::V1) append_v1(out_header_, client_addr_, local_addr_);
+    else if (backend_->proxy_protocol == config::ProxyProtocol::V2) append_v2(out_header_, client_addr_, local_addr_);
+    phase_ = Phase::Connecting;
+    connect_next();
+}
+
+void Session::refuse(Outcome o, const char* why, uint8_t tls_alert) {
+    // Only speak TLS to a client that spoke TLS first; a plain-text client just gets closed.
+    if (listener_.protocol == config::Protocol::Tls && hello_.status() != tls::ParseStatus::NotTls &&
+        phase_ == Phase::Peek) {
+        char alert[7] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, static_cast<char>(tls_alert)};
+        uv_buf_t b = uv_buf_init(alert, sizeof alert);
+        uv_try_write(S(&client_), &b, 1);
+    }
+    close(o, why);
+}
+
+void Session::connect_next() {
+    if (server_idx_ >= backend_->servers.size()) {
+        if (listener_.protocol == config::Protocol::Tls) {
+            char alert[7] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, static_cast<char>(kAlertInternalError)};
+            uv_buf_t b = uv_buf_init(alert, sizeof alert);
+            uv_try_write(S(&client_), &b, 1);
+        }
+        return close(Outcome::BackendDown, why_ ? why_ : "no server reachable");
+    }
+    const core::SocketAddress& addr = backend_->servers[server_idx_];
+    uv_tcp_init(w_.loop(), &upstream_);
+    upstream_.data = this;
+    upstream_open_ = true;
+    connect_req_.data = this;
+    if (int r = uv_tcp_connect(&connect_req_, &upstream_, addr.sa(), on_connect); r != 0)
+        return connect_failed(uv_strerror(r));
+    arm_timer(global_.connect_timeout_ms);
+}
+
+void Session::on_connect(uv_connect_t* req, int status) noexcept {
+    auto* s = static_cast<Session*>(req->data);
+    // A timed-out attempt was closed, which cancels its connect: nothing to do for it.
+    if (status == UV_ECANCELED || s->closing_) return;
+    if (status != 0) return s->connect_failed(uv_strerror(status));
+    uv_timer_stop(&s->timer_);
+    s->start_relay();
+}
+
+void Session::connect_failed(const char* why) {
+    core::log_warn("backend_attempt_failed")
+        .kv("listener", listener_.name)
+        .kv("backend", backend_->name)
+        .kv("server", backend_->servers[server_idx_].to_string())
+        .kv("error", why);
+    why_ = why;
+    ++server_idx_;
+    upstream_open_ = false;
+    ++pending_closes_;
+    uv_close(H(&upstream_), on_upstream_retry_closed);
+}
+
+void Session::on_upstream_retry_closed(uv_handle_t* h) noexcept {
+    auto* s = static_cast<Session*>(h->data);
+    --s->pending_closes_;
+    if (s->closing_) {
+        if (s->pending_closes_ == 0) {
+            s->log_close();
+            delete s;
+        }
+        return;
+    }
+    s->connect_next();
+}
+
+void Session::start_relay() {
+    phase_ = Phase::Relay;
+    uv_tcp_nodelay(&upstream_, 1);
+    // PROXY header and buffered head leave in one writev, so the backend sees them in one
+    // segment where possible and we pay one system call.
+    uv_buf_t bufs[2];
+    unsigned nb = 0;
+    if (!out_header_.empty()) bufs[nb++] = uv_buf_init(out_header_.data(), static_cast<unsigned>(out_header_.size()));
+    if (!head_.empty()) bufs[nb++] = uv_buf_init(head_.data(), static_cast<unsigned>(head_.size()));
+    up_.bytes += head_.size();
+    if (nb > 0) {
+        up_.write_req.data = this;
+        if (int r = uv_write(&up_.write_req, S(&upstream_), bufs, nb, on_write); r != 0)
+            return close(Outcome::Error, uv_strerror(r));
+        up_.writing = true;
+    } else if (!start_reading(up_)) {
+        return close(Outcome::Error, "read_start failed");
+    }
+    if (!start_reading(down_)) return close(Outcome::Error, "read_start failed");
+    last_activity_ms_ = uv_now(w_.loop());
+    arm_timer(global_.idle_timeout_ms);
+}
+
+void Session::relay(Pipe& p, const char* data, size_t n) {
+    p.bytes += n;
+    last_activity_ms_ = uv_now(w_.loop());
+    uv_buf_t b = uv_buf_init(const_cast<char*>(data), static_cast<unsigned>(n));
+    int written = uv_try_write(S(p.to), &b, 1);
+    if (written == static_cast<int>(n)) return;
+    if (written < 0 && written != UV_EAGAIN) return close(Outcome::Reset, uv_strerror(written));
+    size_t done = written > 0 ? static_cast<size_t>(written) : 0;
+    // The peer is slow: keep the rest (at most one read buffer) and stop reading this side
+    // until it is written. That is the whole of backpressure: one bounded buffer per direction.
+    size_t rest = n - done;
+    p.pending.reset(new char[rest]);
+    std::memcpy(p.pending.get(), data + done, rest);
+    b = uv_buf_init(p.pending.get(), static_cast<unsigned>(rest));
+    p.write_req.data = this;
+    if (int r = uv_write(&p.write_req, S(p.to), &b, 1, on_write); r != 0) return close(Outcome::Error, uv_strerror(r));
+    p.writing = true;
+    uv_read_stop(S(p.from));
+    p.reading = false;
+}
+
+void Session::on_write(uv_write_t* req, int status) noexcept {
+    auto* s = static_cast<Session*>(req->data);
+    if (s->closing_) return;  // UV_ECANCELED from our own close
+    Pipe& p = req == &s->up_.write_req ? s->up_ : s->down_;
+    p.writing = false;
+    p.pending.reset();
+    if (&p == &s->up_ && !s->head_.empty()) {
+        s->head_.clear();
+        s->head_.shrink_to_fit();
+        s->out_header_.clear();
+        s->out_header_.shrink_to_fit();
+    }
+    if (status < 0) return s->close(Outcome::Reset, uv_strerror(status));
+    if (p.eof) return s->pipe_eof(p);
+    if (!s->start_reading(p)) s->close(Outcome::Error, "read_start failed");
+}
+
+// `p.from` sent FIN. Pass it on once everything before it has been written, and keep the
+// other direction open: a client may shut down its write side and still read the reply.
+void Session::pipe_eof(Pipe& p) {
+    p.eof = true;
+    if (p.reading) {
+        uv_read_stop(S(p.from));
+        p.reading = false;
+    }
+    if (p.writing || p.shut) return;
+    p.shutdown_req.data = this;
+    if (uv_shutdown(&p.shutdown_req, S(p.to), on_shutdown) != 0) return close(Outcome::Ok);
+}
+
+void Session::on_shutdown(uv_shutdown_t* req, int) noexcept {
+    auto* s = static_cast<Session*>(req->data);
+    if (s->closing_) return;
+    Pipe& p = req == &s->up_.shutdown_req ? s->up_ : s->down_;
+    p.shut = true;
+    s->maybe_done();
+}
+
+void Session::maybe_done() {
+    if (up_.shut && down_.shut) close(Outcome::Ok);
+}
+
+void Session::on_timer(uv_timer_t* t) noexcept {
+    auto* s = static_cast<Session*>(t->data);
+    if (s->closing_) return;
+    switch (s->phase_) {
+        case Phase::ProxyHeader: return s->close(Outcome::Timeout, "no PROXY header in time");
+        case Phase::Peek: return s->close(Outcome::Timeout, "no complete ClientHello in time");
+        case Phase::Connecting: return s->connect_failed("connect timeout");
+        case Phase::Relay: break;
+    }
+    // Idle timeout, re-armed lazily: reads only stamp last_activity_ms_, and the timer checks
+    // it when it fires, which saves a timer-heap update per read.
+    uint64_t now = uv_now(s->w_.loop());
+    uint64_t idle = now - s->last_activity_ms_;
+    if (idle >= s->global_.idle_timeout_ms) return s->close(Outcome::Timeout, "idle timeout");
+    s->arm_timer(s->global_.idle_timeout_ms - idle);
+}
+
+void Session::close(Outcome o, const char* why) {
+    if (closing_) return;
+    closing_ = true;
+    outcome_ = o;
+    if (why) why_ = why;
+    // Each handle that is not already closing is closed once; the session is deleted when the
+    // last close callback has run, never before, because libuv may still touch the handles.
+    auto close_one = [&](uv_handle_t* h) {
+        if (uv_is_closing(h)) return;
+        ++pending_closes_;
+        uv_close(h, on_close);
+    };
+    close_one(H(&client_));
+    close_one(H(&timer_));
+    if (upstream_open_) {
+        upstream_open_ = false;
+        close_one(H(&upstream_));
+    }
+    if (pending_closes_ == 0) {
+        log_close();
+        delete this;
+    }
+}
+
+void Session::on_close(uv_handle_t* h) noexcept {
+    auto* s = static_cast<Session*>(h->data);
+    if (--s->pending_closes_ == 0 && s->closing_) {
+        s->log_close();
+        delete s;
+    }
+}
+
+void Session::log_close() {
+    uint64_t now = uv_now(w_.loop());
+    auto line = (outcome_ == Outcome::Ok || outcome_ == Outcome::Aborted) ? core::log_info("conn") : core::log_warn("conn");
+    line.kv("client", client_addr_.to_string())
+        .kv("listener", listener_.name)
+        .kv("sni", sni_.empty() ? "-" : sni_)
+        .kv("backend", backend_ ? backend_->name : "-")
+        .kv("server", backend_ && server_idx_ < backend_->servers.size() ? backend_->servers[server_idx_].to_string() : "-")
+        .kv("up", up_.bytes)
+        .kv("down", down_.bytes)
+        .kv("duration_ms", now - started_ms_)
+        .kv("outcome", to_string(outcome_));
+    if (why_ && outcome_ != Outcome::Ok) line.kv("error", why_);
+}
+
+}  // namespace sniroute::proxy

@@ -1,0 +1,125 @@
+// One client connection from accept to close:
+//   [PROXY header in] -> peek (ClientHello) -> route -> connect (failover) -> relay -> close.
+//
+// The session owns its three handles (client, upstream, timer) as members and deletes itself in
+// the last close callback. Every libuv callback is a static noexcept function that reads
+// handle->data, so no exception can cross a libuv frame.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/address.hpp"
+#include "route/router.hpp"
+#include "tls/client_hello.hpp"
+
+namespace sniroute::core {
+class Worker;
+}
+
+namespace sniroute::proxy {
+
+enum class Outcome { Ok, Timeout, Refused, NoRoute, BackendDown, Reset, BadHello, BadProxyHeader, Aborted, Error };
+const char* to_string(Outcome o);
+
+class Session {
+public:
+    // Accepts one pending connection from `server` for listener `li` of the worker's snapshot.
+    static void accept(core::Worker& w, uv_stream_t* server, size_t li);
+
+    // Closes both sides at once (drain timeout, second SIGTERM).
+    void abort() { close(Outcome::Aborted); }
+
+private:
+    friend class core::Worker;  // intrusive session list
+
+    // One direction of the relay. Bytes go from `from` to `to`; while the peer cannot take
+    // them they wait in `pending`, and `from` is not read until they are written.
+    struct Pipe {
+        uv_tcp_t* from = nullptr;
+        uv_tcp_t* to = nullptr;
+        uv_write_t write_req{};
+        uv_shutdown_t shutdown_req{};
+        std::unique_ptr<char[]> pending;
+        bool writing = false;
+        bool eof = false;       // `from` sent FIN
+        bool shut = false;      // FIN passed on to `to`
+        bool reading = false;
+        uint64_t bytes = 0;
+    };
+
+    enum class Phase { ProxyHeader, Peek, Connecting, Relay };
+
+    Session(core::Worker& w, size_t li);
+    ~Session();
+
+    void start();
+    void close(Outcome o, const char* why = nullptr);
+    void on_head_bytes(const char* data, size_t n);
+    void after_proxy_header();
+    void on_peek_bytes();
+    void route_and_connect(std::string_view name);
+    void refuse(Outcome o, const char* why, uint8_t tls_alert);
+    void connect_next();
+    void connect_failed(const char* why);
+    void start_relay();
+    void relay(Pipe& p, const char* data, size_t n);
+    void pipe_eof(Pipe& p);
+    void maybe_done();
+    bool reset_peer(uv_tcp_t* t);
+    void arm_timer(uint64_t ms);
+    bool start_reading(Pipe& p);
+    void log_close();
+
+    static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf) noexcept;
+    static void on_client_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) noexcept;
+    static void on_upstream_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) noexcept;
+    static void on_connect(uv_connect_t* req, int status) noexcept;
+    static void on_write(uv_write_t* req, int status) noexcept;
+    static void on_shutdown(uv_shutdown_t* req, int status) noexcept;
+    static void on_timer(uv_timer_t* t) noexcept;
+    static void on_close(uv_handle_t* h) noexcept;
+    static void on_upstream_retry_closed(uv_handle_t* h) noexcept;
+
+    core::Worker& w_;
+    route::SnapshotPtr snap_;
+    size_t li_;
+    const config::Listener& listener_;
+    const config::Global& global_;
+    const config::Backend* backend_ = nullptr;
+    size_t server_idx_ = 0;
+
+    uv_tcp_t client_{};
+    uv_tcp_t upstream_{};
+    uv_timer_t timer_{};
+    uv_connect_t connect_req_{};
+    bool upstream_open_ = false;  // initialised and not yet handed to uv_close
+    int pending_closes_ = 0;
+    bool closing_ = false;
+    bool counted_ = false;  // holds a slot of max_connections
+
+    Phase phase_ = Phase::Peek;
+    Outcome outcome_ = Outcome::Ok;
+    const char* why_ = nullptr;
+    uint64_t started_ms_ = 0;
+    uint64_t last_activity_ms_ = 0;
+
+    core::SocketAddress client_addr_;  // from the PROXY header when trusted, else the peer
+    core::SocketAddress local_addr_;
+    std::string sni_;
+    // Bytes read before the backend was connected: PROXY header, ClientHello, anything after.
+    // Bounded by max_client_hello plus the PROXY header cap, and freed once written.
+    std::string head_;
+    std::string out_header_;  // PROXY header for the backend
+    tls::ClientHelloParser hello_;
+    Pipe up_;    // client -> backend
+    Pipe down_;  // backend -> client
+
+    Session* prev_ = nullptr;
+    Session* next_ = nullptr;
+};
+
+}  // namespace sniroute::proxy
