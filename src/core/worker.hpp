@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/address.hpp"
+#include "http/challenge.hpp"
 #include "route/router.hpp"
 
 namespace sniroute::proxy {
@@ -30,6 +31,8 @@ struct ListenSocket {
 // State all workers share: read-mostly, or atomic.
 struct Shared {
     std::atomic<uint32_t> connections{0};
+    // ACME HTTP-01 answers held in memory; the built-in ACME client writes, http listeners read.
+    http::MemoryTokenStore tokens;
 };
 
 class Worker {

@@ -82,8 +82,11 @@ void Session::accept(core::Worker& w, uv_stream_t* server, size_t li) {
 
 void Session::start() {
     uv_tcp_nodelay(&client_, 1);
+    if (listener_.protocol == config::Protocol::Http)
+        http_ = std::make_unique<http::RequestHeadParser>(global_.max_http_head);
     if (listener_.accept_proxy_protocol) phase_ = Phase::ProxyHeader;
     else if (listener_.protocol == config::Protocol::Tls) phase_ = Phase::Peek;
+    else if (listener_.protocol == config::Protocol::Http) phase_ = Phase::HttpHead;
     else return route_and_connect("");
     arm_timer(global_.client_hello_timeout_ms);
     if (!start_reading(up_)) close(Outcome::Error, "read_start failed");
@@ -103,8 +106,8 @@ void Session::on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) noexcept {
     buf->len = core::Worker::kReadBufferSize;
     // Before the backend is connected, read no more than the head may still grow by, so a
     // client can never make us buffer past the cap.
-    if (s->phase_ == Phase::ProxyHeader || s->phase_ == Phase::Peek) {
-        size_t cap = s->global_.max_client_hello + kMaxProxyHeader;
+    if (s->phase_ == Phase::ProxyHeader || s->phase_ == Phase::Peek || s->phase_ == Phase::HttpHead) {
+        size_t cap = (s->http_ ? s->global_.max_http_head : s->global_.max_client_hello) + kMaxProxyHeader;
         size_t room = cap > s->head_.size() ? cap - s->head_.size() : 1;
         if (room < buf->len) buf->len = room;
     }
@@ -114,9 +117,17 @@ void Session::on_client_read(uv_stream_t* st, ssize_t n, const uv_buf_t* buf) no
     auto* s = static_cast<Session*>(st->data);
     if (s->closing_) return;
     if (n == 0) return;  // EAGAIN, nothing to do
-    if (s->phase_ == Phase::ProxyHeader || s->phase_ == Phase::Peek) {
-        if (n < 0) return s->close(n == UV_EOF ? Outcome::BadHello : Outcome::Reset, "client closed before its hello");
+    if (s->phase_ == Phase::ProxyHeader || s->phase_ == Phase::Peek || s->phase_ == Phase::HttpHead) {
+        if (n < 0) {
+            // Between keep-alive requests a close is the normal end of an http connection.
+            if (s->phase_ == Phase::HttpHead && s->head_.empty() && s->requests_ > 0) return s->close(Outcome::Ok);
+            return s->close(n == UV_EOF ? Outcome::BadHello : Outcome::Reset, "client closed before its request");
+        }
         return s->on_head_bytes(buf->base, static_cast<size_t>(n));
+    }
+    if (s->phase_ == Phase::Linger) {
+        if (n < 0) s->close(Outcome::Ok);
+        return;  // input after our final response is discarded
     }
     if (n < 0) {
         if (n == UV_EOF) return s->pipe_eof(s->up_);
@@ -162,11 +173,16 @@ void Session::on_head_bytes(const char* data, size_t n) {
         head_.erase(0, ph.length);
         return after_proxy_header();
     }
+    if (phase_ == Phase::HttpHead) return on_http_bytes();
     hello_.feed(reinterpret_cast<const uint8_t*>(data), n);
     on_peek_bytes();
 }
 
 void Session::after_proxy_header() {
+    if (listener_.protocol == config::Protocol::Http) {
+        phase_ = Phase::HttpHead;
+        return on_http_bytes();
+    }
     if (listener_.protocol != config::Protocol::Tls) {
         uv_read_stop(S(&client_));
         up_.reading = false;
@@ -199,7 +215,11 @@ void Session::route_and_connect(std::string_view name) {
         return refuse(Outcome::NoRoute, name.empty() ? "no SNI and no default_backend" : "no route for SNI",
                       kAlertUnrecognizedName);
     }
-    backend_ = d.backend;
+    connect_to(d.backend);
+}
+
+void Session::connect_to(const config::Backend* backend) {
+    backend_ = backend;
     if (backend_->proxy_protocol == config::ProxyProtocol::V1) append_v1(out_header_, client_addr_, local_addr_);
     else if (backend_->proxy_protocol == config::ProxyProtocol::V2) append_v2(out_header_, client_addr_, local_addr_);
     phase_ = Phase::Connecting;
@@ -363,6 +383,10 @@ void Session::on_timer(uv_timer_t* t) noexcept {
     switch (s->phase_) {
         case Phase::ProxyHeader: return s->close(Outcome::Timeout, "no PROXY header in time");
         case Phase::Peek: return s->close(Outcome::Timeout, "no complete ClientHello in time");
+        case Phase::HttpHead:
+            if (s->head_.empty() && s->requests_ > 0) return s->close(Outcome::Ok);  // idle keep-alive
+            return s->close(Outcome::Timeout, "no complete request head in time");
+        case Phase::Linger: return s->close(Outcome::Ok);
         case Phase::Connecting: return s->connect_failed("connect timeout");
         case Phase::Relay: break;
     }
@@ -407,6 +431,8 @@ void Session::on_close(uv_handle_t* h) noexcept {
 }
 
 void Session::log_close() {
+    // A connection whose requests were all answered here was logged request by request.
+    if (http_ && !backend_ && requests_ > 0 && outcome_ == Outcome::Ok) return;
     uint64_t now = uv_now(w_.loop());
     auto line = (outcome_ == Outcome::Ok || outcome_ == Outcome::Aborted) ? core::log_info("conn") : core::log_warn("conn");
     line.kv("client", client_addr_.to_string())

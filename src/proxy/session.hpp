@@ -13,6 +13,7 @@
 #include <string>
 
 #include "core/address.hpp"
+#include "http/request_head.hpp"
 #include "route/router.hpp"
 #include "tls/client_hello.hpp"
 
@@ -51,7 +52,10 @@ private:
         uint64_t bytes = 0;
     };
 
-    enum class Phase { ProxyHeader, Peek, Connecting, Relay };
+    // Peek reads a ClientHello (tls); HttpHead reads request heads (http) and may answer
+    // several before forwarding; Linger discards input after a final response so that closing
+    // does not reset the connection before the client has read it.
+    enum class Phase { ProxyHeader, Peek, HttpHead, Linger, Connecting, Relay };
 
     Session(core::Worker& w, size_t li);
     ~Session();
@@ -62,6 +66,7 @@ private:
     void after_proxy_header();
     void on_peek_bytes();
     void route_and_connect(std::string_view name);
+    void connect_to(const config::Backend* backend);
     void refuse(Outcome o, const char* why, uint8_t tls_alert);
     void connect_next();
     void connect_failed(const char* why);
@@ -73,6 +78,14 @@ private:
     void arm_timer(uint64_t ms);
     bool start_reading(Pipe& p);
     void log_close();
+
+    // The http front (session_http.cpp).
+    void on_http_bytes();
+    void answer(std::string response, bool keep_alive);
+    void write_response();
+    void linger();
+    static void on_response_written(uv_write_t* req, int status) noexcept;
+    static void on_linger_shutdown(uv_shutdown_t* req, int status) noexcept;
 
     static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf) noexcept;
     static void on_client_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) noexcept;
@@ -117,6 +130,17 @@ private:
     tls::ClientHelloParser hello_;
     Pipe up_;    // client -> backend
     Pipe down_;  // backend -> client
+
+    // http listeners only. Responses we answer ourselves are written one at a time through
+    // down_.write_req (the relay has not started); further ones wait in resp_queued_.
+    std::unique_ptr<http::RequestHeadParser> http_;
+    size_t http_fed_ = 0;  // bytes of head_ given to http_ for the current request
+    std::string resp_out_;
+    std::string resp_queued_;
+    bool resp_writing_ = false;
+    bool close_after_write_ = false;
+    bool forward_after_write_ = false;
+    uint32_t requests_ = 0;  // answered locally on this connection
 
     Session* prev_ = nullptr;
     Session* next_ = nullptr;

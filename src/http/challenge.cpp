@@ -1,0 +1,104 @@
+#include "http/challenge.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace sniroute::http {
+
+namespace {
+
+bool is_b64url(char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
+// Closes a descriptor on scope exit.
+struct Fd {
+    int fd = -1;
+    explicit Fd(int f) : fd(f) {}
+    ~Fd() {
+        if (fd >= 0) ::close(fd);
+    }
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+};
+
+}  // namespace
+
+void MemoryTokenStore::put(std::string token, std::string key_authorization) {
+    std::lock_guard lock(mu_);
+    tokens_[std::move(token)] = std::move(key_authorization);
+}
+
+void MemoryTokenStore::remove(std::string_view token) {
+    std::lock_guard lock(mu_);
+    if (auto it = tokens_.find(token); it != tokens_.end()) tokens_.erase(it);
+}
+
+std::optional<std::string> MemoryTokenStore::key_authorization(std::string_view token) const {
+    std::lock_guard lock(mu_);
+    if (auto it = tokens_.find(token); it != tokens_.end()) return it->second;
+    return std::nullopt;
+}
+
+std::string_view target_path(std::string_view target) {
+    if (!target.starts_with("/")) {
+        // absolute-form (RFC 9112 3.2.2): skip "scheme://authority".
+        size_t scheme = target.find("://");
+        if (scheme == std::string_view::npos) return target.substr(0, target.find('?'));
+        size_t slash = target.find('/', scheme + 3);
+        if (slash == std::string_view::npos) return "/";
+        target.remove_prefix(slash);
+    }
+    return target.substr(0, target.find('?'));
+}
+
+PathKind classify(std::string_view path, std::string& token) {
+    if (!path.starts_with(kChallengePrefix)) return PathKind::Other;
+    std::string_view t = path.substr(kChallengePrefix.size());
+    if (t.empty() || t.size() > kMaxToken) return PathKind::BadToken;
+    for (char c : t)
+        if (!is_b64url(c)) return PathKind::BadToken;
+    token.assign(t);
+    return PathKind::Challenge;
+}
+
+std::optional<std::string> read_webroot_token(const std::string& webroot, const std::string& token) {
+    // Walk one component at a time with O_NOFOLLOW, so no symbolic link anywhere below the
+    // webroot can lead out of it. The token itself was checked to be base64url, so it has no
+    // '/' and cannot be "." or "..".
+    Fd root(::open(webroot.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (root.fd < 0) return std::nullopt;
+    Fd wk(::openat(root.fd, ".well-known", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (wk.fd < 0) return std::nullopt;
+    Fd ac(::openat(wk.fd, "acme-challenge", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (ac.fd < 0) return std::nullopt;
+    // O_NONBLOCK: a FIFO planted there must not stall the event loop on open.
+    Fd f(::openat(ac.fd, token.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    if (f.fd < 0) return std::nullopt;
+    struct stat st{};
+    if (::fstat(f.fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > static_cast<off_t>(kMaxAnswerFile))
+        return std::nullopt;
+    std::string body(static_cast<size_t>(st.st_size), '\0');
+    size_t got = 0;
+    while (got < body.size()) {
+        ssize_t n = ::read(f.fd, body.data() + got, body.size() - got);
+        if (n <= 0) break;
+        got += static_cast<size_t>(n);
+    }
+    body.resize(got);
+    // Some tools write a trailing newline; the key authorization never contains whitespace.
+    while (!body.empty() && (body.back() == '\n' || body.back() == '\r' || body.back() == ' ')) body.pop_back();
+    return body;
+}
+
+std::optional<Answer> find_answer(const Sources& s, const std::string& token) {
+    if (s.store)
+        if (auto ka = s.store->key_authorization(token)) return Answer{std::move(*ka), "store"};
+    if (!s.webroot.empty())
+        if (auto ka = read_webroot_token(s.webroot, token)) return Answer{std::move(*ka), "webroot"};
+    if (!s.thumbprint.empty()) return Answer{token + "." + s.thumbprint, "thumbprint"};
+    return std::nullopt;
+}
+
+}  // namespace sniroute::http

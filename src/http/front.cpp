@@ -1,0 +1,140 @@
+#include "http/front.hpp"
+
+#include "tls/client_hello.hpp"
+
+namespace sniroute::http {
+
+namespace {
+
+const char* reason(int status) {
+    switch (status) {
+        case 200: return "OK";
+        case 308: return "Permanent Redirect";
+        case 400: return "Bad Request";
+        case 404: return "Not Found";
+        case 408: return "Request Timeout";
+        case 421: return "Misdirected Request";
+        case 431: return "Request Header Fields Too Large";
+        case 502: return "Bad Gateway";
+    }
+    return "Error";
+}
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+}
+
+bool valid_port(std::string_view p) {
+    if (p.empty() || p.size() > 5) return false;
+    for (char c : p)
+        if (c < '0' || c > '9') return false;
+    return true;
+}
+
+Action respond(int status, std::string_view body, const RequestHead& h, bool keep_alive, const char* source,
+               std::string_view location = {}) {
+    Action a;
+    a.kind = Action::Kind::Respond;
+    a.status = status;
+    a.source = source;
+    // A request with a body we did not read cannot be followed by another on this connection.
+    a.keep_alive = keep_alive && h.keep_alive && !h.has_body;
+    a.response = make_response(status, body, h.method == "HEAD", a.keep_alive, location);
+    return a;
+}
+
+}  // namespace
+
+bool parse_host(std::string_view value, std::string& name, std::string& authority) {
+    value = trim(value);
+    if (value.empty()) return false;
+    if (value.front() == '[') {
+        size_t close = value.find(']');
+        if (close == std::string_view::npos) return false;
+        std::string_view inside = value.substr(1, close - 1);
+        std::string_view rest = value.substr(close + 1);
+        if (!rest.empty() && (rest.front() != ':' || !valid_port(rest.substr(1)))) return false;
+        if (inside.empty()) return false;
+        for (char c : inside)
+            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':' || c == '.'))
+                return false;
+        name.clear();
+        authority.assign(value.substr(0, close + 1));
+        return true;
+    }
+    size_t colon = value.find(':');
+    std::string_view host = value.substr(0, colon);
+    if (colon != std::string_view::npos && !valid_port(value.substr(colon + 1))) return false;
+    if (!tls::normalize_host_name(host, name)) return false;
+    authority = name;
+    return true;
+}
+
+std::string make_response(int status, std::string_view body, bool head_only, bool keep_alive,
+                          std::string_view location) {
+    std::string r = "HTTP/1.1 " + std::to_string(status) + " " + reason(status) + "\r\n";
+    r += "Server: sniroute\r\n";
+    r += "Content-Type: text/plain\r\n";
+    r += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+    if (!location.empty()) r += "Location: " + std::string(location) + "\r\n";
+    r += keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n";
+    r += "\r\n";
+    if (!head_only) r += body;
+    return r;
+}
+
+namespace {
+
+Action decide_for_host(const RequestHead& h, const route::Snapshot& snap, size_t li, const Sources& sources,
+                       const std::string& name, const std::string& authority) {
+    route::Decision d = snap.route(li, name);
+    config::AcmeMode mode = d.route ? d.route->acme : config::AcmeMode::Auto;
+    std::string_view path = target_path(h.target);
+
+    Action fwd;
+    fwd.kind = Action::Kind::Forward;
+    fwd.backend = d.backend;
+
+    std::string token;
+    PathKind kind = (h.method == "GET" || h.method == "HEAD") ? classify(path, token) : PathKind::Other;
+    if (kind == PathKind::BadToken) return respond(404, "not found\n", h, true, "bad_token");
+    if (kind == PathKind::Challenge) {
+        if (mode == config::AcmeMode::Backend && d.backend) return fwd;
+        if (mode != config::AcmeMode::Backend)
+            if (auto ans = find_answer(sources, token)) return respond(200, ans->body, h, true, ans->source);
+        if (mode == config::AcmeMode::Auto && d.backend) return fwd;
+        return respond(404, "no such challenge\n", h, true, "none");
+    }
+
+    if (d.route && d.route->redirect_https) {
+        std::string_view target = h.target;
+        if (!target.starts_with("/")) {  // absolute-form: keep path and query only
+            std::string_view p = target_path(target);
+            target = p == "/" && !target.ends_with("/") ? std::string_view("/")
+                                                        : target.substr(static_cast<size_t>(p.data() - target.data()));
+        }
+        std::string location = "https://" + authority + std::string(target);
+        return respond(308, "redirecting to " + location + "\n", h, true, "redirect", location);
+    }
+    if (d.backend) return fwd;
+    return respond(421, "no service for this host here\n", h, true, "no_route");
+}
+
+}  // namespace
+
+Action decide(const RequestHead& h, const route::Snapshot& snap, size_t li, const Sources& sources) {
+    // RFC 9112 3.2: a 1.1 request without exactly one Host, or with a bad one, gets 400.
+    std::string name, authority;
+    if (h.host_count > 1) return respond(400, "more than one Host header\n", h, false, "error");
+    if (h.host_count == 1 && !parse_host(h.host, name, authority))
+        return respond(400, "invalid Host header\n", h, false, "error");
+    if (h.host_count == 0 && !(h.http_major == 1 && h.http_minor == 0))
+        return respond(400, "missing Host header\n", h, false, "error");
+    Action a = decide_for_host(h, snap, li, sources, name, authority);
+    a.host = name;
+    return a;
+}
+
+}  // namespace sniroute::http

@@ -1,0 +1,108 @@
+#include "http/request_head.hpp"
+
+#include <strings.h>
+
+namespace sniroute::http {
+
+namespace {
+
+RequestHeadParser* self(llhttp_t* p) { return static_cast<RequestHeadParser*>(p->data); }
+
+}  // namespace
+
+RequestHeadParser::RequestHeadParser(size_t max_bytes) : max_bytes_(max_bytes) {
+    llhttp_settings_init(&settings_);
+    settings_.on_url = on_url;
+    settings_.on_header_field = on_header_field;
+    settings_.on_header_value = on_header_value;
+    settings_.on_header_field_complete = on_header_field_complete;
+    settings_.on_header_value_complete = on_header_value_complete;
+    settings_.on_headers_complete = on_headers_complete;
+    reset();
+}
+
+void RequestHeadParser::reset() {
+    llhttp_init(&parser_, HTTP_REQUEST, &settings_);
+    parser_.data = this;
+    fed_ = 0;
+    status_ = HeadStatus::NeedMore;
+    why_ = "";
+    head_ = RequestHead{};
+    field_.clear();
+    field_done_ = false;
+    in_host_ = false;
+}
+
+// Data callbacks may run several times for one field when it spans reads: always append.
+int RequestHeadParser::on_url(llhttp_t* p, const char* at, size_t n) {
+    self(p)->head_.target.append(at, n);
+    return 0;
+}
+
+int RequestHeadParser::on_header_field(llhttp_t* p, const char* at, size_t n) {
+    RequestHeadParser* s = self(p);
+    if (s->field_done_) {
+        s->field_.clear();
+        s->field_done_ = false;
+    }
+    s->field_.append(at, n);
+    return 0;
+}
+
+int RequestHeadParser::on_header_field_complete(llhttp_t* p) {
+    RequestHeadParser* s = self(p);
+    s->field_done_ = true;
+    s->in_host_ = s->field_.size() == 4 && strncasecmp(s->field_.data(), "host", 4) == 0;
+    if (s->in_host_) ++s->head_.host_count;
+    return 0;
+}
+
+int RequestHeadParser::on_header_value(llhttp_t* p, const char* at, size_t n) {
+    RequestHeadParser* s = self(p);
+    if (s->in_host_ && s->head_.host_count == 1) s->head_.host.append(at, n);
+    return 0;
+}
+
+int RequestHeadParser::on_header_value_complete(llhttp_t* p) {
+    self(p)->in_host_ = false;
+    return 0;
+}
+
+int RequestHeadParser::on_headers_complete(llhttp_t* p) {
+    RequestHeadParser* s = self(p);
+    RequestHead& h = s->head_;
+    h.method = llhttp_method_name(static_cast<llhttp_method_t>(p->method));
+    h.http_major = p->http_major;
+    h.http_minor = p->http_minor;
+    h.keep_alive = llhttp_should_keep_alive(p) != 0;
+    h.has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
+    // Stop here: the head is all we decide on. llhttp_execute returns HPE_PAUSED with the
+    // error position just past the head's final CRLF.
+    return HPE_PAUSED;
+}
+
+HeadStatus RequestHeadParser::feed(const char* data, size_t len) {
+    if (status_ != HeadStatus::NeedMore) return status_;
+    // Feed no more than the cap allows, so a head that never ends costs at most max_bytes.
+    size_t room = max_bytes_ - fed_;
+    size_t take = len < room ? len : room;
+    llhttp_errno_t err = llhttp_execute(&parser_, data, take);
+    if (err == HPE_PAUSED) {
+        head_.head_len = fed_ + static_cast<size_t>(llhttp_get_error_pos(&parser_) - data);
+        fed_ += take;
+        return status_ = HeadStatus::Done;
+    }
+    fed_ += take;
+    if (err != HPE_OK) {
+        const char* reason = llhttp_get_error_reason(&parser_);
+        why_ = reason && *reason ? reason : llhttp_errno_name(err);
+        return status_ = HeadStatus::Bad;
+    }
+    if (fed_ >= max_bytes_) {
+        why_ = "request head exceeds max_http_head";
+        return status_ = HeadStatus::TooLarge;
+    }
+    return HeadStatus::NeedMore;
+}
+
+}  // namespace sniroute::http
