@@ -2,11 +2,26 @@
 
 #include <strings.h>
 
+#include <string_view>
+
 namespace sniroute::http {
 
 namespace {
 
 RequestHeadParser* self(llhttp_t* p) { return static_cast<RequestHeadParser*>(p->data); }
+
+// RFC 9110 5.6.2 tchar. llhttp as built by Debian is lenient about field names ("Host : x"
+// passes), and RFC 9112 5.1 requires a 400 for whitespace before the colon: a name we and a
+// backend could read differently is a request-smuggling vector.
+bool is_token(const std::string& s) {
+    if (s.empty()) return false;
+    for (unsigned char c : s) {
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        for (char t : std::string_view("!#$%&'*+-.^_`|~")) ok = ok || c == static_cast<unsigned char>(t);
+        if (!ok) return false;
+    }
+    return true;
+}
 
 }  // namespace
 
@@ -52,6 +67,10 @@ int RequestHeadParser::on_header_field(llhttp_t* p, const char* at, size_t n) {
 int RequestHeadParser::on_header_field_complete(llhttp_t* p) {
     RequestHeadParser* s = self(p);
     s->field_done_ = true;
+    if (!is_token(s->field_)) {
+        llhttp_set_error_reason(p, "invalid character in header name");
+        return HPE_USER;
+    }
     s->in_host_ = s->field_.size() == 4 && strncasecmp(s->field_.data(), "host", 4) == 0;
     if (s->in_host_) ++s->head_.host_count;
     return 0;
