@@ -56,6 +56,25 @@ struct Backend {
 struct Acme {
     std::string webroot;
     std::string account_thumbprint;
+    // The built-in ACME client; used only when [[certificates]] are configured.
+    std::string directory;
+    std::string email;
+    std::string storage = "/var/lib/sniroute";
+    std::string key_type = "ecdsa-p256";
+    std::string ca_bundle;
+    std::string eab_kid;
+    std::string eab_hmac_key;
+};
+
+// A certificate the built-in ACME client keeps issued for a backend.
+struct Certificate {
+    std::string name;
+    std::vector<std::string> domains;
+    std::string cert_file;
+    std::string key_file;
+    std::vector<std::string> deploy;  // shell commands, run after the files are written
+    uint64_t settle_ms = 0;           // wait between issuance and deploy (CT log lag)
+    uint64_t deploy_timeout_ms = 60'000;
 };
 
 struct Config {
@@ -64,6 +83,7 @@ struct Config {
     std::vector<Listener> listeners;
     std::vector<Backend> backends;
     Acme acme;
+    std::vector<Certificate> certificates;
 };
 
 // One problem in a config file, printed as FILE:LINE:COL: message.

@@ -11,6 +11,7 @@
 
 #include "config/config.hpp"
 #include "route/name_table.hpp"
+#include "tls/client_hello.hpp"
 
 namespace sniroute::config {
 
@@ -125,6 +126,8 @@ private:
     void load_listener(const toml::table& t);
     void load_route(const toml::table& t, Listener& l, route::NameTable& names);
     void load_acme(const toml::table& t);
+    void load_certificates(const toml::node& n, const toml::table& root);
+    void load_certificate(const toml::table& t);
     std::optional<size_t> backend_ref(const toml::table& t, std::string_view key, bool& present);
 
     std::string path_;
@@ -144,7 +147,7 @@ LoadResult Loader::run(std::string_view text) {
         error(e.source(), std::string(e.description()));
         return {std::nullopt, std::move(diags_)};
     }
-    check_keys(root, {"global", "listeners", "backends", "acme"}, "the top level");
+    check_keys(root, {"global", "listeners", "backends", "acme", "certificates"}, "the top level");
     auto table_at = [&](std::string_view key) -> const toml::table* {
         const toml::node* n = root.get(key);
         if (n && !n->is_table()) error(n->source(), "'" + std::string(key) + "' must be a table");
@@ -156,6 +159,7 @@ LoadResult Loader::run(std::string_view text) {
     if (auto* b = table_at("backends")) load_backends(*b);
     if (const toml::node* l = root.get("listeners")) load_listeners(*l);
     else error(toml::source_region{{1, 1}, {1, 1}, nullptr}, "no [[listeners]] defined");
+    if (const toml::node* c = root.get("certificates")) load_certificates(*c, root);
 
     if (!diags_.empty()) return {std::nullopt, std::move(diags_)};
     return {std::move(cfg_), {}};
@@ -183,8 +187,31 @@ void Loader::load_global(const toml::table& t) {
 }
 
 void Loader::load_acme(const toml::table& t) {
-    check_keys(t, {"webroot", "account_thumbprint"}, "[acme]");
-    if (auto w = get_string(t, "webroot")) cfg_.acme.webroot = *w;
+    check_keys(t,
+               {"webroot", "account_thumbprint", "directory", "email", "storage", "key_type", "ca_bundle", "eab_kid",
+                "eab_hmac_key"},
+               "[acme]");
+    Acme& a = cfg_.acme;
+    if (auto w = get_string(t, "webroot")) a.webroot = *w;
+    if (auto d = get_string(t, "directory")) {
+        if (!d->starts_with("https://")) error(t.get("directory")->source(), "directory must be an https:// URL (RFC 8555 6.1)");
+        a.directory = *d;
+    }
+    if (auto e = get_string(t, "email")) a.email = *e;
+    if (auto st = get_string(t, "storage")) {
+        if (st->empty()) error(t.get("storage")->source(), "storage must not be empty");
+        else a.storage = *st;
+    }
+    if (auto k = get_string(t, "key_type")) {
+        if (*k != "ecdsa-p256" && *k != "ecdsa-p384" && *k != "rsa2048" && *k != "rsa3072" && *k != "rsa4096")
+            error(t.get("key_type")->source(), "unknown key_type \"" + *k + "\" (expected ecdsa-p256, ecdsa-p384, rsa2048, rsa3072 or rsa4096)");
+        else a.key_type = *k;
+    }
+    if (auto c = get_string(t, "ca_bundle")) a.ca_bundle = *c;
+    if (auto k = get_string(t, "eab_kid")) a.eab_kid = *k;
+    if (auto h = get_string(t, "eab_hmac_key")) a.eab_hmac_key = *h;
+    if (a.eab_kid.empty() != a.eab_hmac_key.empty())
+        error(t.source(), "eab_kid and eab_hmac_key go together: set both or neither");
     if (auto tp = get_string(t, "account_thumbprint")) {
         // A JWK thumbprint (RFC 7638) is base64url without padding; anything else would be
         // echoed to the CA verbatim and fail validation in a confusing way.
@@ -310,6 +337,8 @@ void Loader::load_route(const toml::table& t, Listener& l, route::NameTable& nam
         r.match.push_back(norm);
     });
     if (!t.get("match")) error(t.source(), "route has no 'match'");
+    else if (t.get("match")->is_array() && t.get("match")->as_array()->empty())
+        error(t.get("match")->source(), "empty match list: this route could never match");
     bool present = false;
     auto be = backend_ref(t, "backend", present);
     if (!present) error(t.source(), "route has no 'backend'");
@@ -327,6 +356,69 @@ void Loader::load_route(const toml::table& t, Listener& l, route::NameTable& nam
         r.redirect_https = *rh;
     }
     l.routes.push_back(std::move(r));
+}
+
+void Loader::load_certificates(const toml::node& n, const toml::table& root) {
+    const toml::array* arr = n.as_array();
+    if (!arr) return error(n.source(), "'certificates' must be an array of tables ([[certificates]])");
+    for (const toml::node& e : *arr) {
+        if (const toml::table* t = e.as_table()) load_certificate(*t);
+        else error(e.source(), "each certificate must be a table");
+    }
+    if (cfg_.certificates.empty()) return;
+    // The built-in client answers HTTP-01 through an http listener, so it needs a directory and
+    // at least one http listener whose routes do not hand the challenges to a backend.
+    const toml::node* acme = root.get("acme");
+    if (cfg_.acme.directory.empty())
+        error(acme ? acme->source() : n.source(), "[[certificates]] need [acme] directory");
+    bool have_http = false;
+    for (const auto& l : cfg_.listeners) have_http = have_http || l.protocol == Protocol::Http;
+    if (!have_http) error(n.source(), "[[certificates]] need an http listener to answer ACME HTTP-01 challenges");
+}
+
+void Loader::load_certificate(const toml::table& t) {
+    check_keys(t, {"name", "domains", "cert_file", "key_file", "deploy", "settle", "deploy_timeout"}, "[[certificates]]");
+    Certificate c;
+    if (auto name = get_string(t, "name")) {
+        bool ok = !name->empty();
+        for (char ch : *name)
+            ok = ok && ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+                        ch == '_' || ch == '.');
+        // The name becomes a directory under storage, so it must be a plain file name.
+        if (!ok || *name == "." || *name == "..")
+            error(t.get("name")->source(), "certificate name must use only letters, digits, '-', '_' and '.'");
+        for (const auto& other : cfg_.certificates)
+            if (other.name == *name) error(t.get("name")->source(), "duplicate certificate name \"" + *name + "\"");
+        c.name = *name;
+    } else if (!t.get("name")) {
+        error(t.source(), "certificate has no 'name'");
+    }
+    get_string_list(t, "domains", [&](const std::string& s, const toml::source_region& at) {
+        std::string norm;
+        if (s.starts_with("*.")) return error(at, "wildcard \"" + s + "\" cannot be validated with HTTP-01");
+        if (!tls::normalize_host_name(s, norm)) return error(at, "invalid domain \"" + s + "\"");
+        c.domains.push_back(norm);
+    });
+    if (c.domains.empty() && !t.get("domains")) error(t.source(), "certificate has no 'domains'");
+    else if (c.domains.empty() && t.get("domains")->is_array() && t.get("domains")->as_array()->empty())
+        error(t.get("domains")->source(), "empty domains list");
+    for (const char* key : {"cert_file", "key_file"}) {
+        auto v = get_string(t, key);
+        if (!v && !t.get(key)) error(t.source(), std::string("certificate has no '") + key + "'");
+        else if (v && v->empty()) error(t.get(key)->source(), std::string(key) + " must not be empty");
+        else if (v) (std::string_view(key) == "cert_file" ? c.cert_file : c.key_file) = *v;
+    }
+    if (!c.cert_file.empty() && c.cert_file == c.key_file) error(t.get("key_file")->source(), "key_file and cert_file are the same file");
+    get_string_list(t, "deploy", [&](const std::string& s, const toml::source_region&) { c.deploy.push_back(s); });
+    if (t.get("settle")) {
+        const toml::node* n = t.get("settle");
+        auto s = n->value<std::string>();
+        auto ms = s ? core::parse_duration_ms(*s) : std::nullopt;
+        if (!n->is_string() || !ms) error(n->source(), "'settle' must be a duration such as \"30s\" or \"0s\"");
+        else c.settle_ms = *ms;
+    }
+    get_duration(t, "deploy_timeout", c.deploy_timeout_ms);
+    cfg_.certificates.push_back(std::move(c));
 }
 
 }  // namespace

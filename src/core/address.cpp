@@ -14,6 +14,8 @@ uint16_t SocketAddress::port() const {
 }
 
 std::optional<SocketAddress> SocketAddress::parse(std::string_view text) {
+    // inet_pton reads a C string: an embedded NUL would silently cut the address short.
+    if (text.find('\0') != std::string_view::npos) return std::nullopt;
     std::string host;
     std::string_view port;
     bool v6 = false;
@@ -39,6 +41,7 @@ std::optional<SocketAddress> SocketAddress::parse(std::string_view text) {
 }
 
 std::optional<SocketAddress> SocketAddress::from_ip(const std::string& ip, uint16_t port) {
+    if (ip.find('\0') != std::string::npos) return std::nullopt;
     SocketAddress a;
     auto* s4 = reinterpret_cast<sockaddr_in*>(&a.ss);
     auto* s6 = reinterpret_cast<sockaddr_in6*>(&a.ss);

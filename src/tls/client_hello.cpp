@@ -218,43 +218,52 @@ ParseStatus ClientHelloParser::fail(ParseStatus s, const char* why) {
  *   opaque fragment[length]
  * Handshake layer: uint8 msg_type (1 = client_hello), uint24 length, body. A handshake message
  * may span any number of records, so we join record payloads before reading it.
+ *
+ * Every decision is taken at a fixed byte of the stream, never at the end of whatever chunk
+ * arrived, so the verdict depends on the bytes alone and not on how they were cut into reads:
+ * we consume only the bytes the hello needs, and check the cap before each byte we take.
  */
 ParseStatus ClientHelloParser::feed(const uint8_t* data, size_t len) {
     while (status_ == ParseStatus::NeedMore && len > 0) {
+        if (consumed_ >= max_bytes_) return fail(ParseStatus::TooLarge, "ClientHello exceeds byte cap");
+        size_t cap_left = max_bytes_ - consumed_;
         if (!in_record_) {
-            size_t take = std::min(len, sizeof rec_hdr_ - rec_hdr_len_);
+            size_t take = std::min({len, sizeof rec_hdr_ - rec_hdr_len_, cap_left});
             // Judge TLS-ness as early as the bytes allow, so plain HTTP or an SSLv2 hello is
             // recognised from its first byte instead of waiting for five.
             for (size_t i = 0; i < take; ++i) {
                 size_t at = rec_hdr_len_ + i;
                 uint8_t b = data[i];
-                if (at == 0 && b != kContentHandshake) {
-                    // Only the very first record decides NotTls; later ones are TLS framing
-                    // gone wrong.
+                // Only the very first record decides NotTls; later ones are TLS framing gone wrong.
+                if (at == 0 && b != kContentHandshake)
                     return first_record_ ? fail(ParseStatus::NotTls, "first byte is not a TLS handshake record")
-                                          : fail(ParseStatus::Malformed, "non-handshake record inside ClientHello");
-                }
+                                         : fail(ParseStatus::Malformed, "non-handshake record inside ClientHello");
                 if (at == 1 && b != 0x03)
                     return first_record_ ? fail(ParseStatus::NotTls, "record version is not 3.x")
-                                          : fail(ParseStatus::Malformed, "bad record version");
+                                         : fail(ParseStatus::Malformed, "bad record version");
             }
             std::copy(data, data + take, rec_hdr_ + rec_hdr_len_);
             rec_hdr_len_ += take;
             data += take;
             len -= take;
             consumed_ += take;
-            if (rec_hdr_len_ < sizeof rec_hdr_) break;
+            if (rec_hdr_len_ < sizeof rec_hdr_) {
+                if (consumed_ >= max_bytes_) return fail(ParseStatus::TooLarge, "ClientHello exceeds byte cap");
+                continue;
+            }
             rec_remaining_ = static_cast<size_t>(rec_hdr_[3] << 8 | rec_hdr_[4]);
             if (rec_remaining_ == 0) return fail(ParseStatus::Malformed, "empty handshake record");
             if (rec_remaining_ > kMaxRecordPayload) return fail(ParseStatus::Malformed, "record longer than 2^14");
             in_record_ = true;
             first_record_ = false;
             rec_hdr_len_ = 0;
-            if (consumed_ > max_bytes_) return fail(ParseStatus::TooLarge, "ClientHello exceeds byte cap");
+            if (consumed_ >= max_bytes_) return fail(ParseStatus::TooLarge, "ClientHello exceeds byte cap");
             continue;
         }
-        size_t take = std::min(len, rec_remaining_);
-        if (consumed_ + take > max_bytes_) return fail(ParseStatus::TooLarge, "ClientHello exceeds byte cap");
+        // Until the 4-byte handshake header is complete, take no more than it; afterwards, no
+        // more than the message still needs. Bytes after the hello are not ours to judge.
+        size_t need = hs_.size() < 4 ? 4 - hs_.size() : 4 + hs_body_len_ - hs_.size();
+        size_t take = std::min({len, rec_remaining_, need, cap_left});
         ParseStatus s = on_record_payload(data, take);
         data += take;
         len -= take;
@@ -262,14 +271,12 @@ ParseStatus ClientHelloParser::feed(const uint8_t* data, size_t len) {
         rec_remaining_ -= take;
         if (rec_remaining_ == 0) in_record_ = false;
         if (s != ParseStatus::NeedMore) {
-            // A hello that ends mid-record followed by more handshake bytes is still a Done for
-            // routing purposes: the rest of the record belongs to the TLS stack, not to us.
             status_ = s;
             return s;
         }
+        // Unfinished with the cap used up: no later byte can make it fit.
+        if (consumed_ >= max_bytes_) return fail(ParseStatus::TooLarge, "ClientHello exceeds byte cap");
     }
-    if (status_ == ParseStatus::NeedMore && consumed_ >= max_bytes_)
-        return fail(ParseStatus::TooLarge, "ClientHello exceeds byte cap");
     return status_;
 }
 
@@ -281,12 +288,15 @@ ParseStatus ClientHelloParser::on_record_payload(const uint8_t* p, size_t n) {
     }
     if (hs_[0] != kHandshakeClientHello) return fail(ParseStatus::Malformed, "first handshake message is not ClientHello");
     if (hs_.size() < 4) return ParseStatus::NeedMore;
-    size_t body_len = static_cast<size_t>(hs_[1]) << 16 | static_cast<size_t>(hs_[2]) << 8 | hs_[3];
-    // The cap counts record headers too, so a body alone this large can never fit.
-    if (body_len + 4 > max_bytes_) return fail(ParseStatus::TooLarge, "ClientHello length exceeds byte cap");
-    if (hs_.size() < body_len + 4) return ParseStatus::NeedMore;
+    if (hs_.size() == 4 && hs_body_len_ == 0) {
+        hs_body_len_ = static_cast<size_t>(hs_[1]) << 16 | static_cast<size_t>(hs_[2]) << 8 | hs_[3];
+        // The whole message must fit under the cap together with the stream bytes already
+        // taken (record headers included): decide now, at this byte, rather than later.
+        if (consumed_ + n + hs_body_len_ > max_bytes_) return fail(ParseStatus::TooLarge, "ClientHello length exceeds byte cap");
+    }
+    if (hs_.size() < 4 + hs_body_len_) return ParseStatus::NeedMore;
     const char* why = "";
-    ParseStatus s = parse_client_hello_body(hs_.data() + 4, body_len, info_, why);
+    ParseStatus s = parse_client_hello_body(hs_.data() + 4, hs_body_len_, info_, why);
     if (s != ParseStatus::Done) return fail(s, why);
     return ParseStatus::Done;
 }

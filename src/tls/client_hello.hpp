@@ -55,7 +55,8 @@ public:
     const ClientHelloInfo& info() const { return info_; }
     // A short reason for NotTls, Malformed and TooLarge, for logs.
     const char* error() const { return why_; }
-    // Stream bytes consumed up to the end of the record that completed the hello.
+    // Stream bytes consumed: on Done, exactly up to the last byte of the ClientHello message
+    // (record headers included); bytes after it, even in the same record, are not counted.
     size_t consumed() const { return consumed_; }
 
 private:
@@ -76,6 +77,7 @@ private:
 
     // Handshake layer: the concatenated payloads of the handshake records.
     std::vector<uint8_t> hs_;
+    size_t hs_body_len_ = 0;  // from the handshake header, once its 4 bytes are in
     ClientHelloInfo info_;
 };
 

@@ -1,0 +1,181 @@
+// libFuzzer target for the ClientHello parser.
+//
+// Each input is used twice:
+//   1. as a raw stream, fed to ClientHelloParser whole, one byte at a time, in fixed chunk sizes,
+//      and in irregular chunks whose sizes come from the input's last byte; under the default
+//      byte cap and under a small cap taken from the input's second-to-last byte;
+//   2. as a ClientHello body, given to parse_client_hello_body and also wrapped in a handshake
+//      header and a TLS record and fed to the parser, which must agree with the body parser.
+// Every way of cutting the same bytes must give the same answer, and every answer must be
+// self-consistent (see check_run). A broken invariant aborts, which libFuzzer reports as a crash.
+// Cuts must agree on the status, the parsed hello and consumed() alike.
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "tls/client_hello.hpp"
+
+using namespace sniroute::tls;
+
+namespace {
+
+
+[[noreturn]] void fail(const char* what, const std::string& detail = "") {
+    std::fprintf(stderr, "client_hello_fuzz: invariant broken: %s %s\n", what, detail.c_str());
+    std::abort();
+}
+
+void require(bool ok, const char* what, const std::string& detail = "") {
+    if (!ok) fail(what, detail);
+}
+
+struct Run {
+    ParseStatus status = ParseStatus::NeedMore;
+    ClientHelloInfo info;
+    size_t consumed = 0;
+    std::string error;
+};
+
+std::string describe(const Run& r) {
+    std::string s = std::string(to_string(r.status)) + " consumed=" + std::to_string(r.consumed);
+    if (r.status == ParseStatus::Done) s += " sni=" + (r.info.has_sni ? r.info.sni : std::string("(none)"));
+    else s += " error=" + r.error;
+    return s;
+}
+
+bool same_info(const ClientHelloInfo& a, const ClientHelloInfo& b) {
+    return a.has_sni == b.has_sni && a.sni == b.sni && a.alpn == b.alpn && a.legacy_version == b.legacy_version &&
+           a.supported_versions == b.supported_versions;
+}
+
+// A chunk plan: a function giving the next read size (at least 1).
+template <class NextChunk>
+Run feed(const uint8_t* data, size_t size, size_t cap, NextChunk next_chunk) {
+    ClientHelloParser p(cap);
+    ParseStatus final_status = ParseStatus::NeedMore;
+    for (size_t at = 0; at < size;) {
+        size_t n = std::min(next_chunk(), size - at);
+        ParseStatus s = p.feed(data + at, n);
+        require(s == p.status(), "feed() and status() disagree");
+        // NeedMore until the verdict, then the same verdict for ever.
+        if (final_status != ParseStatus::NeedMore) require(s == final_status, "a final status changed");
+        final_status = s;
+        at += n;
+    }
+    return {p.status(), p.info(), p.consumed(), p.error()};
+}
+
+// What must hold for any single run over `size` bytes.
+void check_run(const Run& r, const uint8_t* data, size_t size, size_t cap) {
+    require(r.consumed <= size, "consumed more than was fed", describe(r));
+    switch (r.status) {
+        case ParseStatus::NeedMore:
+            // Nothing was judged yet, so nothing may be left over either.
+            require(r.consumed == size, "NeedMore without consuming the input", describe(r));
+            require(size < cap, "NeedMore at or beyond the cap", describe(r));
+            break;
+        case ParseStatus::Done: {
+            require(r.error.empty(), "Done with an error text", describe(r));
+            require(r.consumed >= 5 + 4 + 38, "Done before a minimal hello could have arrived", describe(r));
+            require(r.consumed <= cap, "Done past the cap", describe(r));
+            if (r.info.has_sni) {
+                std::string again;
+                require(normalize_host_name(r.info.sni, again) && again == r.info.sni, "SNI is not a normalised name",
+                        r.info.sni);
+            } else {
+                require(r.info.sni.empty(), "SNI text without has_sni");
+            }
+            for (const auto& a : r.info.alpn) require(!a.empty() && a.size() <= 255, "bad ALPN entry");
+            require(r.info.supported_versions.size() <= 127, "too many supported_versions");
+            break;
+        }
+        case ParseStatus::NotTls:
+            // Only the first record header can make a stream not TLS.
+            require(size >= 1 && (data[0] != 0x16 || (size >= 2 && data[1] != 0x03)), "NotTls for a TLS record start",
+                    describe(r));
+            require(r.consumed <= 1, "NotTls after the record version byte", describe(r));
+            break;
+        case ParseStatus::Malformed:
+        case ParseStatus::TooLarge:
+            require(!r.error.empty(), "a failure without an error text", describe(r));
+            require(r.consumed <= cap, "read past the cap", describe(r));
+            break;
+    }
+}
+
+void check_same(const Run& want, const Run& got, const char* how) {
+    if (want.status != got.status) {
+        fail("two cuts of one stream disagree", std::string(how) + ": " + describe(want) + " vs " + describe(got));
+    }
+    if (want.status == ParseStatus::Done) {
+        require(same_info(want.info, got.info), "two cuts of one stream parse different hellos", how);
+        require(want.consumed == got.consumed, "two cuts consume differently", how);
+    }
+    if (want.status == ParseStatus::Malformed || want.status == ParseStatus::NotTls)
+        require(want.error == got.error, "two cuts fail for different reasons", std::string(how) + ": " + want.error +
+                                                                                    " vs " + got.error);
+}
+
+// Feeds one stream under one cap in several cuts and checks they all agree.
+Run check_stream(const uint8_t* data, size_t size, size_t cap, uint8_t plan_seed) {
+    const Run whole = feed(data, size, cap, [&] { return size; });
+    check_run(whole, data, size, cap);
+    auto fixed = [&](size_t chunk, const char* how) {
+        Run r = feed(data, size, cap, [&] { return chunk; });
+        check_run(r, data, size, cap);
+        check_same(whole, r, how);
+    };
+    fixed(1, "bytewise");
+    fixed(2, "2-byte reads");
+    fixed(5, "5-byte reads");
+    fixed(1 + plan_seed % 97, "fixed reads from the last byte");
+    // Irregular reads: a xorshift sequence seeded by the input, sizes 1..64.
+    uint32_t x = 0x9e3779b9u ^ plan_seed;
+    Run irregular = feed(data, size, cap, [&] {
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        return size_t{1} + x % 64;
+    });
+    check_run(irregular, data, size, cap);
+    check_same(whole, irregular, "irregular reads");
+    return whole;
+}
+
+// The input as a ClientHello body: the pure body parser and the streaming parser over the same
+// body in a record must agree exactly.
+void check_body(const uint8_t* data, size_t size) {
+    ClientHelloInfo info;
+    const char* why = "";
+    ParseStatus s = parse_client_hello_body(data, size, info, why);
+    require(s == ParseStatus::Done || s == ParseStatus::Malformed, "body parser gave a stream status");
+    if (s == ParseStatus::Done && info.has_sni) {
+        std::string again;
+        require(normalize_host_name(info.sni, again) && again == info.sni, "body SNI is not a normalised name");
+    }
+    if (size > 16384 - 4) return;  // does not fit one record
+    std::vector<uint8_t> flight = {0x16, 0x03, 0x01, static_cast<uint8_t>((size + 4) >> 8),
+                                   static_cast<uint8_t>(size + 4), 0x01, static_cast<uint8_t>(size >> 16),
+                                   static_cast<uint8_t>(size >> 8), static_cast<uint8_t>(size)};
+    flight.insert(flight.end(), data, data + size);
+    const size_t cap = flight.size();  // the cap counts the record header: exactly enough
+    Run whole = check_stream(flight.data(), flight.size(), cap, static_cast<uint8_t>(size));
+    require(whole.status == s, "streaming and body parser disagree", describe(whole) + " vs " + to_string(s));
+    if (s == ParseStatus::Done) require(same_info(whole.info, info), "streaming and body parser parse differently");
+    else
+        require(whole.error == why, "streaming and body parser fail for different reasons", whole.error + " vs " + why);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+    const uint8_t last = size ? data[size - 1] : 0;
+    const uint8_t second_last = size > 1 ? data[size - 2] : 0;
+    check_stream(data, size, ClientHelloParser::kDefaultMaxBytes, last);
+    // A small cap from 16 to 4096 bytes, so that the cap logic meets inputs of every shape.
+    check_stream(data, size, 16 + size_t{second_last} * 16, last);
+    check_body(data, size);
+    return 0;
+}

@@ -1,0 +1,441 @@
+// Schema errors, one table row each: the TOML, and every diagnostic it must give at the
+// LINE:COLUMN of the offending key (unknown keys) or value (everything else), or of the table
+// header when a required key is missing.
+#include <doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "loader_test_util.hpp"
+
+using namespace sniroute::config;
+using namespace sniroute::config::test;
+
+namespace {
+
+struct ErrorCase {
+    std::string what;
+    const char* text;
+    std::vector<Want> wants;
+};
+
+void run(const std::vector<ErrorCase>& cases) {
+    for (const auto& c : cases) {
+        INFO(c.what);
+        check_diagnostics(load(c.text), c.wants);
+    }
+}
+
+}  // namespace
+
+TEST_SUITE("config.loader.errors") {
+
+TEST_CASE("unknown keys, at the key") {
+    run({
+        {"top level", R"(
+listener = 1
+[[listeners]]
+name = "x"
+bind = "127.0.0.1:443"
+protocol = "tls"
+)", {{1, 1, "unknown key 'listener' in the top level"}}},
+        {"top-level table", R"(
+[[listeners]]
+name = "x"
+bind = "127.0.0.1:443"
+protocol = "tls"
+[backend.b]
+servers = ["127.0.0.1:80"]
+)", {{5, 2, "unknown key 'backend' in the top level"}}},
+        {"global", R"(
+[global]
+workers = 2
+  colour = "red"
+[[listeners]]
+name = "x"
+bind = "127.0.0.1:443"
+protocol = "tls"
+)", {{3, 3, "unknown key 'colour' in [global]"}}},
+        {"global, as a dotted key", R"(
+global.colour = "red"
+[[listeners]]
+name = "x"
+bind = "127.0.0.1:443"
+protocol = "tls"
+)", {{1, 8, "unknown key 'colour' in [global]"}}},
+        {"listener", R"(
+[[listeners]]
+name = "x"
+bind = "127.0.0.1:443"
+protocol = "tls"
+timeout = "5s"
+)", {{5, 1, "unknown key 'timeout' in [[listeners]]"}}},
+        {"route", R"(
+[[listeners]]
+name = "x"
+bind = "127.0.0.1:443"
+protocol = "tls"
+  [[listeners.routes]]
+  match = "a.example"
+  backend = "b"
+  weight = 3
+[backends.b]
+servers = ["127.0.0.1:80"]
+)", {{8, 3, "unknown key 'weight' in [[listeners.routes]]"}}},
+        {"backend", R"(
+[[listeners]]
+name = "x"
+bind = "127.0.0.1:443"
+protocol = "tls"
+[backends.b]
+servers = ["127.0.0.1:80"]
+retries = 2
+)", {{7, 1, "unknown key 'retries' in [backends.b]"}}},
+        {"acme", R"(
+[acme]
+web_root = "/srv/acme"
+[[listeners]]
+name = "x"
+bind = "127.0.0.1:443"
+protocol = "tls"
+)", {{2, 1, "unknown key 'web_root' in [acme]"}}},
+        {"inline tables", R"(
+listeners = [ { name = "x", bind = "127.0.0.1:443", protocol = "tls", bogus = 1 } ]
+backends = { b = { servers = ["127.0.0.1:80"], nope = 2 } }
+)", {{1, 71, "unknown key 'bogus' in [[listeners]]"}, {2, 48, "unknown key 'nope' in [backends.b]"}}},
+    });
+}
+
+TEST_CASE("wrong types, at the value") {
+    run({
+        {"string where an integer belongs", R"(
+[global]
+workers = "4"
+max_connections = 1.5
+[[listeners]]
+name = "x"
+bind = "127.0.0.1:443"
+protocol = "tls"
+)", {{2, 11, "'workers' must be an integer"}, {3, 19, "'max_connections' must be an integer"}}},
+        {"integer where a string belongs", R"(
+[global]
+log_format = 1
+client_hello_timeout = 5
+[acme]
+webroot = 5
+[[listeners]]
+name = 7
+bind = "127.0.0.1:443"
+protocol = "tls"
+default_backend = 1
+)",
+         {{2, 14, "'log_format' must be a string"},
+          {3, 24, "'client_hello_timeout' must be a duration string"},
+          {5, 11, "'webroot' must be a string"},
+          {7, 8, "'name' must be a string"},
+          {10, 19, "'default_backend' must be a string"}}},
+        {"string where a bool belongs, bool where a string belongs", R"(
+[[listeners]]
+name = "x"
+bind = "127.0.0.1:80"
+protocol = true
+accept_proxy_protocol = "yes"
+  [[listeners.routes]]
+  match = "a.example"
+  backend = "b"
+  redirect_https = "yes"
+[backends.b]
+servers = ["127.0.0.1:80"]
+proxy_protocol = false
+)",
+         {{4, 12, "'protocol' must be a string"},
+          {5, 25, "'accept_proxy_protocol' must be true or false"},
+          {9, 20, "'redirect_https' must be true or false"},
+          {12, 18, "'proxy_protocol' must be a string"}}},
+        {"lists of the wrong shape", R"(
+[[listeners]]
+name = "x"
+bind = 443
+protocol = "tls"
+  [[listeners.routes]]
+  match = ["a.example", 5]
+  backend = "b"
+[backends.b]
+servers = [["127.0.0.1:80"]]
+)",
+         {{3, 8, "'bind' must be an array of strings"},
+          {6, 25, "'match' entries must be strings"},
+          {9, 12, "'servers' entries must be strings"}}},
+        {"tables of the wrong shape", R"(
+global = 5
+backends = { b = "127.0.0.1:80" }
+listeners = { name = "x" }
+)",
+         {{1, 10, "'global' must be a table"},
+          {2, 18, "backend 'b' must be a table"},
+          {3, 13, "'listeners' must be an array of tables"}}},
+        {"routes not an array of tables", R"(
+[[listeners]]
+name = "x"
+bind = "127.0.0.1:443"
+protocol = "tls"
+routes = [ 1 ]
+[[listeners]]
+name = "y"
+bind = "127.0.0.1:444"
+protocol = "tls"
+routes = { match = "a.example" }
+)", {{5, 12, "each route must be a table"}, {10, 10, "'routes' must be an array of tables"}}},
+    });
+}
+
+TEST_CASE("values out of range or not understood, at the value") {
+    run({
+        {"integers out of range", R"(
+[global]
+workers = 257
+max_client_hello = 511
+max_http_head = 1048577
+max_connections = 0
+[[listeners]]
+name = "x"
+bind = "127.0.0.1:443"
+protocol = "tls"
+)",
+         {{2, 11, "'workers' must be between 0 and 256"},
+          {3, 20, "'max_client_hello' must be between 512 and 1048576"},
+          {4, 17, "'max_http_head' must be between 512 and 1048576"},
+          {5, 19, "'max_connections' must be between 1 and 10000000"}}},
+        {"unparsable durations", R"(
+[global]
+client_hello_timeout = "5 s"
+connect_timeout = "0s"
+idle_timeout = "367d"
+drain_timeout = "1.5s"
+[[listeners]]
+name = "x"
+bind = "127.0.0.1:443"
+protocol = "tls"
+)",
+         {{2, 24, "cannot parse duration \"5 s\""},
+          {3, 19, "cannot parse duration \"0s\""},
+          {4, 16, "cannot parse duration \"367d\""},
+          {5, 17, "cannot parse duration \"1.5s\""}}},
+        {"unknown enumerations", R"(
+[global]
+log_format = "xml"
+[[listeners]]
+name = "x"
+bind = "127.0.0.1:443"
+protocol = "udp"
+[[listeners]]
+name = "y"
+bind = "127.0.0.1:80"
+protocol = "http"
+  [[listeners.routes]]
+  match = "a.example"
+  backend = "b"
+  acme = "sometimes"
+[backends.b]
+servers = ["127.0.0.1:80"]
+proxy_protocol = "v3"
+)",
+         {{2, 14, "unknown log_format \"xml\""},
+          {6, 12, "unknown protocol \"udp\""},
+          {14, 10, "unknown acme mode \"sometimes\""},
+          {17, 18, "unknown proxy_protocol \"v3\""}}},
+        {"unparsable addresses", R"(
+[[listeners]]
+name = "x"
+bind = ["127.0.0.1:443", "::1:443", "[::1]:0", "localhost:443"]
+protocol = "tls"
+[backends.b]
+servers = ["127.0.0.1", "10.0.0.256:80"]
+)",
+         {{3, 26, "cannot parse bind address \"::1:443\""},
+          {3, 37, "cannot parse bind address \"[::1]:0\""},
+          {3, 48, "cannot parse bind address \"localhost:443\""},
+          {6, 12, "cannot parse server address \"127.0.0.1\""},
+          {6, 25, "cannot parse server address \"10.0.0.256:80\""}}},
+        {"account_thumbprint not base64url", R"(
+[acme]
+account_thumbprint = "abc+/="
+[[listeners]]
+name = "x"
+bind = "127.0.0.1:443"
+protocol = "tls"
+)", {{2, 22, "account_thumbprint must be base64url"}}},
+    });
+}
+
+TEST_CASE("references and duplicates") {
+    run({
+        {"unknown backend in a route and as default", R"(
+[[listeners]]
+name = "x"
+bind = "127.0.0.1:443"
+protocol = "tls"
+default_backend = "nope"
+  [[listeners.routes]]
+  match = "a.example"
+  backend = "missing"
+[backends.b]
+servers = ["127.0.0.1:80"]
+)", {{5, 19, "unknown backend \"nope\""}, {8, 13, "unknown backend \"missing\""}}},
+        {"duplicate listener names and bind addresses", R"(
+[[listeners]]
+name = "x"
+bind = "127.0.0.1:443"
+protocol = "tls"
+[[listeners]]
+name = "x"
+bind = ["127.0.0.1:444", "127.0.0.1:443"]
+protocol = "tls"
+[[listeners]]
+name = "z"
+bind = ["[::1]:443", "[0::1]:443"]
+protocol = "tls"
+)",
+         {{6, 8, "duplicate listener name \"x\""},
+          {7, 26, "bind address 127.0.0.1:443 is already used by listener \"x\""},
+          {11, 22, "bind address [0::1]:443 is already used by listener \"z\""}}},
+        {"invalid and duplicate match patterns", R"(
+[[listeners]]
+name = "x"
+bind = "127.0.0.1:443"
+protocol = "tls"
+  [[listeners.routes]]
+  match = ["a.example", "*.b.example", "A.example.", "foo*.example", "*", "a.*.b"]
+  backend = "b"
+  [[listeners.routes]]
+  match = "*.B.example"
+  backend = "b"
+[backends.b]
+servers = ["127.0.0.1:80"]
+)",
+         {{6, 40, "\"A.example.\" is matched by an earlier route of this listener"},
+          {6, 54, "invalid match \"foo*.example\""},
+          {6, 70, "invalid match \"*\""},
+          {6, 75, "invalid match \"a.*.b\""},
+          {9, 11, "\"*.B.example\" is matched by an earlier route of this listener"}}},
+    });
+}
+
+TEST_CASE("missing or empty required parts, at the table or the value") {
+    run({
+        {"no listeners at all", R"(
+[backends.b]
+servers = ["127.0.0.1:80"]
+)", {{1, 1, "no [[listeners]] defined"}}},
+        {"an empty listener list", R"(
+listeners = []
+)", {{1, 13, "no listeners defined"}}},
+        {"a listener without name, bind and protocol", R"(
+[global]
+workers = 1
+
+[[listeners]]
+accept_proxy_protocol = true
+)",
+         {{4, 1, "listener has no 'name'"}, {4, 1, "has no 'bind'"}, {4, 1, "has no 'protocol'"}}},
+        {"empty bind list", R"(
+[[listeners]]
+name = "x"
+bind = []
+protocol = "tls"
+)", {{3, 8, "listener \"x\": empty bind list"}}},
+        {"tcp listener without default_backend, and with routes", R"(
+[[listeners]]
+name = "smtp"
+bind = "127.0.0.1:25"
+protocol = "tcp"
+[[listeners]]
+name = "imap"
+bind = "127.0.0.1:143"
+protocol = "tcp"
+default_backend = "b"
+  [[listeners.routes]]
+  match = "a.example"
+  backend = "b"
+[backends.b]
+servers = ["127.0.0.1:80"]
+)",
+         {{1, 1, "tcp listener \"smtp\" needs a default_backend"},
+          {10, 3, "tcp listener \"imap\" cannot have routes"}}},
+        {"route without match and backend", R"(
+[[listeners]]
+name = "x"
+bind = "127.0.0.1:443"
+protocol = "tls"
+  [[listeners.routes]]
+  redirect_https = false
+)",
+         {{5, 3, "route has no 'match'"},
+          {5, 3, "route has no 'backend'"},
+          {6, 20, "'redirect_https' applies only to http listeners"}}},
+        {"backend without servers, and with an empty list", R"(
+[[listeners]]
+name = "x"
+bind = "127.0.0.1:443"
+protocol = "tls"
+[backends.a]
+proxy_protocol = "v2"
+[backends.b]
+servers = []
+)", {{5, 1, "[backends.a] has no 'servers'"}, {8, 11, "[backends.b]: empty server list"}}},
+        {"acme keys on a tls listener", R"(
+[[listeners]]
+name = "x"
+bind = "127.0.0.1:443"
+protocol = "tls"
+  [[listeners.routes]]
+  match = "a.example"
+  backend = "b"
+  acme = "local"
+  redirect_https = true
+[backends.b]
+servers = ["127.0.0.1:80"]
+)",
+         {{8, 10, "'acme' applies only to http listeners"},
+          {9, 20, "'redirect_https' applies only to http listeners"}}},
+    });
+}
+
+}  // TEST_SUITE
+
+// Regressions for bugs found by these tests.
+TEST_SUITE("config.regressions") {
+
+TEST_CASE("an address with an embedded NUL is rejected, not cut at the NUL") {
+    // inet_pton reads a C string, so "127.0.0.1\0junk:80" (TOML "\u0000") once loaded as
+    // 127.0.0.1:80.
+    check_diagnostics(load(R"(
+[[listeners]]
+name = "x"
+bind = "127.0.0.1\u0000:443"
+protocol = "tcp"
+default_backend = "b"
+[backends.b]
+servers = ["127.0.0.1\u0000junk:80"]
+)"),
+                      {{3, 8, "cannot parse bind address"}, {7, 12, "cannot parse server address"}});
+}
+
+TEST_CASE("a route with an empty match list is an error") {
+    // Like empty bind and server lists: `match = []` would be a route that never matches.
+    check_diagnostics(load(R"(
+[[listeners]]
+name = "x"
+bind = "127.0.0.1:443"
+protocol = "tls"
+  [[listeners.routes]]
+  match = []
+  backend = "b"
+[backends.b]
+servers = ["127.0.0.1:80"]
+)"),
+                      {{6, 11, "empty match list"}});
+}
+
+}  // TEST_SUITE
