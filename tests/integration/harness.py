@@ -1,0 +1,403 @@
+"""Shared helpers for sniroute integration tests.
+
+Every test starts the real binary (SNIROUTE_BIN) on free loopback ports with a temp config and
+drives it with real clients and servers: openssl s_server/s_client, curl, and small Python
+socket servers where bytes must be checked exactly. Every wait is bounded, every process and
+socket is closed in cleanup, and every proxy is stopped with SIGTERM and must exit 0 (exit 70
+means libuv reported a leaked handle).
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+# The socket-level helpers live in peers.py; tests reach everything through this module.
+from peers import (IO_TIMEOUT, ConnRecord, StalledListener, TcpServer, addr, echo, expect_closed,  # noqa: E402,F401
+                   free_port, ipv6_available, pattern_bytes, read_until_eof, recorder, recv_exactly, rss_kib,
+                   sha256, tagged_echo)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+
+
+def _default_bin():
+    for d in ("build-it", "build"):
+        p = os.path.join(REPO, d, "sniroute")
+        if os.path.exists(p):
+            return p
+    return os.path.join(REPO, "build", "sniroute")
+
+
+BIN = os.environ.get("SNIROUTE_BIN") or _default_bin()
+FIXTURES = os.environ.get("SNIROUTE_FIXTURES") or os.path.join(REPO, "..", "shared", "fixtures", "clienthellos")
+VERBOSE = bool(os.environ.get("SNIROUTE_TEST_VERBOSE"))
+
+# Bounds for waits. They are generous because the tests must pass on a loaded 2-core machine;
+# they bound how long a broken build can hang a test, not how fast a good one must be.
+READY_TIMEOUT = 20.0
+STOP_TIMEOUT = 30.0
+
+
+def fixture(name):
+    with open(os.path.join(FIXTURES, name), "rb") as f:
+        return f.read()
+
+
+# --- config ---------------------------------------------------------------------------------
+
+def _toml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, str):
+        return json.dumps(v)  # a TOML basic string for the ASCII we use
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot render {v!r} as TOML")
+
+
+def render_config(global_=None, listeners=(), backends=None):
+    """TOML text for sniroute. `listeners` is a list of dicts (key `routes` is a list of dicts);
+    `backends` maps a name to a dict. drain_timeout defaults to 10s so that a test which leaves
+    a connection open cannot stall its cleanup for the built-in 30s."""
+    g = {"drain_timeout": "10s"}
+    g.update(global_ or {})
+    out = ["[global]"]
+    out += [f"{k} = {_toml_value(v)}" for k, v in g.items()]
+    for l in listeners:
+        out += ["", "[[listeners]]"]
+        out += [f"{k} = {_toml_value(v)}" for k, v in l.items() if k != "routes"]
+        for r in l.get("routes", ()):
+            out += ["", "[[listeners.routes]]"]
+            out += [f"{k} = {_toml_value(v)}" for k, v in r.items()]
+    for name, b in (backends or {}).items():
+        out += ["", f"[backends.{name}]"]
+        out += [f"{k} = {_toml_value(v)}" for k, v in b.items()]
+    return "\n".join(out) + "\n"
+
+
+# --- logs -----------------------------------------------------------------------------------
+
+_KV = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)=("(?:[^"\\]|\\.)*"|\S*)')
+
+
+def _unquote(v):
+    if not v.startswith('"'):
+        return v
+    return json.loads(v)  # the text format escapes like JSON: \" \\ \u00XX
+
+
+def parse_log_line(line):
+    """A dict with ts, level, event and every key=value, for a text or JSON log line; None if
+    the line is neither."""
+    line = line.rstrip("\n")
+    if line.startswith("{"):
+        try:
+            d = json.loads(line)
+        except ValueError:
+            return None
+        return {k: (str(v) if not isinstance(v, str) else v) for k, v in d.items()}
+    parts = line.split(" ", 3)
+    if len(parts) < 3 or parts[1] not in ("info", "warn", "error"):
+        return None
+    d = {"ts": parts[0], "level": parts[1], "event": parts[2]}
+    for k, v in _KV.findall(parts[3] if len(parts) > 3 else ""):
+        d[k] = _unquote(v)
+    return d
+
+
+# --- the proxy ------------------------------------------------------------------------------
+
+class Sniroute:
+    """One `sniroute run` process. Its stderr is collected by a thread; events are parsed."""
+
+    def __init__(self, workdir, config_text, name="sniroute", extra_args=()):
+        self.workdir = workdir
+        self.extra_args = list(extra_args)
+        self.config_path = os.path.join(workdir, f"{name}.toml")
+        self.write_config(config_text)
+        self.lines = []
+        self.cond = threading.Condition()
+        self.proc = None
+        self.returncode = None
+
+    def write_config(self, text):
+        tmp = self.config_path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, self.config_path)  # a reload must never see half a file
+
+    def start(self, wait_ready=True):
+        args = [BIN, "run", "--config", self.config_path, *self.extra_args]
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        if wait_ready:
+            self.wait_event("ready", timeout=READY_TIMEOUT)
+        return self
+
+    def _read(self):
+        for raw in self.proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            if VERBOSE:
+                sys.stderr.write(f"  [sniroute {self.proc.pid}] {line}\n")
+            with self.cond:
+                self.lines.append(line)
+                self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def log_text(self):
+        with self.cond:
+            return "\n".join(self.lines)
+
+    def events(self, event=None):
+        with self.cond:
+            lines = list(self.lines)
+        out = [e for e in map(parse_log_line, lines) if e]
+        return [e for e in out if event is None or e["event"] == event]
+
+    def wait_for(self, pred, timeout=IO_TIMEOUT, what="log line", start=0):
+        """The first parsed event at index >= start satisfying pred, waiting up to timeout."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for line in self.lines[start:]:
+                    e = parse_log_line(line)
+                    if e and pred(e):
+                        return e
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                if self.proc.poll() is not None and not self.reader.is_alive():
+                    break  # the process is gone and all its output is in
+                self.cond.wait(min(left, 0.2))
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}; sniroute log:\n{self.log_text()}")
+
+    def wait_event(self, event, timeout=IO_TIMEOUT, start=0, **fields):
+        def pred(e):
+            return e["event"] == event and all(e.get(k) == str(v) for k, v in fields.items())
+        desc = event + "".join(f" {k}={v}" for k, v in fields.items())
+        return self.wait_for(pred, timeout, desc, start)
+
+    def wait_conn(self, timeout=IO_TIMEOUT, **fields):
+        return self.wait_event("conn", timeout, **fields)
+
+    def wait_count(self, event, n, timeout=IO_TIMEOUT, **fields):
+        """Waits until at least n `event` lines matching fields are logged; returns them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = [e for e in self.events(event) if all(e.get(k) == str(v) for k, v in fields.items())]
+            if len(got) >= n:
+                return got
+            if time.monotonic() > deadline:
+                raise AssertionError(f"expected {n} {event} lines {fields}, got {len(got)}; log:\n{self.log_text()}")
+            time.sleep(0.05)
+
+    def mark(self):
+        """An index into the log; pass as start= to wait only for lines after this point."""
+        with self.cond:
+            return len(self.lines)
+
+    def reload(self, config_text, timeout=IO_TIMEOUT):
+        """Writes the config, sends SIGHUP, returns the reloaded or reload_rejected event."""
+        self.write_config(config_text)
+        m = self.mark()
+        self.proc.send_signal(signal.SIGHUP)
+        return self.wait_for(lambda e: e["event"] in ("reloaded", "reload_rejected"), timeout,
+                             "reloaded or reload_rejected", start=m)
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout=STOP_TIMEOUT):
+        try:
+            self.returncode = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"sniroute did not exit within {timeout}s; log:\n{self.log_text()}")
+        self.reader.join(5)
+        return self.returncode
+
+    def stop(self, timeout=STOP_TIMEOUT):
+        """SIGTERM and wait; returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.wait_exit(timeout)
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.proc and self.proc.stderr:
+            self.reader.join(5)
+            self.proc.stderr.close()
+
+
+def run_cli(*args, timeout=IO_TIMEOUT):
+    return subprocess.run([BIN, *args], stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+
+
+# --- certificates and openssl ---------------------------------------------------------------
+
+class Cert:
+    def __init__(self, cn, cert_path, key_path):
+        self.cn = cn
+        self.cert_path = cert_path
+        self.key_path = key_path
+        with open(cert_path) as f:
+            self.pem_body = pem_bodies(f.read())[0]
+
+
+PEM_RE = re.compile(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.S)
+
+
+def pem_bodies(text):
+    """Base64 bodies of the PEM certificates in text, whitespace removed, in order."""
+    return ["".join(m.split()) for m in PEM_RE.findall(text)]
+
+
+def make_cert(workdir, cn):
+    """A self-signed EC certificate for cn, in workdir."""
+    cert = os.path.join(workdir, f"{cn}.crt")
+    key = os.path.join(workdir, f"{cn}.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", f"/CN={cn}",
+                    "-addext", f"subjectAltName=DNS:{cn}"],
+                   check=True, capture_output=True, timeout=IO_TIMEOUT)
+    return Cert(cn, cert, key)
+
+
+class OpensslServer:
+    """`openssl s_server -www` on a free loopback port, presenting one certificate."""
+
+    def __init__(self, workdir, cert, host="127.0.0.1"):
+        self.host = host
+        self.port = free_port(host)
+        self.cert = cert
+        self.out_path = os.path.join(workdir, f"s_server-{self.port}.out")
+        self.out = open(self.out_path, "wb")
+        accept = f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+        self.proc = subprocess.Popen(["openssl", "s_server", "-accept", accept, "-cert", cert.cert_path, "-key",
+                                      cert.key_path, "-www"], stdin=subprocess.DEVNULL,
+                                     stdout=self.out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            with open(self.out_path, "rb") as f:
+                if b"ACCEPT" in f.read():
+                    break
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.close()
+                with open(self.out_path, "rb") as f:
+                    raise AssertionError(f"s_server did not start: {f.read()!r}")
+            time.sleep(0.02)
+
+    @property
+    def address(self):
+        return addr(self.host, self.port)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.out.close()
+
+
+def s_client(port, servername=None, host="127.0.0.1", timeout=IO_TIMEOUT):
+    """Runs openssl s_client once; returns (returncode, combined output as text)."""
+    args = ["openssl", "s_client", "-connect", addr(host, port)]
+    args += ["-servername", servername] if servername else ["-noservername"]
+    p = subprocess.run(args, input=b"", capture_output=True, timeout=timeout)
+    return p.returncode, (p.stdout + p.stderr).decode("utf-8", "replace")
+
+
+def curl_certs(name, port, timeout=IO_TIMEOUT):
+    """curl https://name:port/ pinned to 127.0.0.1; returns (exit code, HTTP code, PEM bodies)."""
+    p = subprocess.run(["curl", "-s", "-k", "--max-time", str(int(timeout)), "--resolve", f"{name}:{port}:127.0.0.1",
+                        f"https://{name}:{port}/", "-o", "/dev/null", "-w", "%{http_code}\n%{certs}"],
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout + 5)
+    text = p.stdout.decode("utf-8", "replace")
+    return p.returncode, text.split("\n", 1)[0], pem_bodies(text)
+
+
+# --- the test base class --------------------------------------------------------------------
+
+class ProxyTestCase(unittest.TestCase):
+    """Owns a temp dir, and cleans up every process and socket a test makes. A proxy started
+    with start_proxy() is stopped with SIGTERM at the end of the test unless the test stopped
+    it itself, and must then exit 0 with `stopped clean=yes`."""
+
+    def setUp(self):
+        self.workdir = tempfile.mkdtemp(prefix="sniroute-it-")
+        self.addCleanup(shutil.rmtree, self.workdir, ignore_errors=True)
+
+    def cert(self, cn):
+        return make_cert(self.workdir, cn)
+
+    def s_server(self, cert, host="127.0.0.1"):
+        s = OpensslServer(self.workdir, cert, host)
+        self.addCleanup(s.close)
+        return s
+
+    def stalled_listener(self):
+        s = StalledListener()
+        self.addCleanup(s.close)
+        return s
+
+    def tcp_server(self, handler, host="127.0.0.1"):
+        s = TcpServer(handler, host)
+        self.addCleanup(s.close)
+        return s
+
+    def start_proxy(self, config_text, name="sniroute", wait_ready=True, extra_args=()):
+        p = Sniroute(self.workdir, config_text, name, extra_args)
+        self.addCleanup(p.kill)
+        self.addCleanup(self._stop_at_end, p)
+        return p.start(wait_ready)
+
+    def _stop_at_end(self, p):
+        if p.proc.poll() is None and p.returncode is None:
+            self.assert_clean_stop(p)
+
+    def assert_clean_stop(self, p, timeout=STOP_TIMEOUT):
+        """SIGTERM (if still running), exit 0, and a `stopped clean=yes` line."""
+        rc = p.stop(timeout)
+        self.assertEqual(rc, 0, f"sniroute exit code {rc}; log:\n{p.log_text()}")
+        stopped = [e for e in p.events("stopped")]
+        self.assertTrue(stopped and stopped[-1].get("clean") == "yes", f"no clean stop; log:\n{p.log_text()}")
+        leaks = p.events("leaked_handle")
+        self.assertFalse(leaks, f"leaked handles: {leaks}")
+
+    def connect(self, port, host="127.0.0.1", timeout=IO_TIMEOUT):
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        s = socket.socket(family, socket.SOCK_STREAM)
+        self.addCleanup(s.close)
+        s.settimeout(timeout)
+        s.connect((host, port))
+        return s
+
+
+def main():
+    unittest.main(verbosity=2)

@@ -1,0 +1,793 @@
+"""Helpers for the port-80 front and ACME integration tests (tests/integration/http).
+
+Self-contained on purpose (the shared tests/integration/harness.py is still moving): it starts
+the real sniroute binary on free loopback ports with a temp config, runs Pebble and
+pebble-challtestsrv as a private CA, and drives certbot, lego, openssl and raw sockets.
+
+Rules every helper keeps:
+  * every endpoint is 127.0.0.1 (or ::1) on a port chosen at run time;
+  * every wait has a deadline, and the failure message says what was awaited and shows logs;
+  * every process started is stopped in cleanup, by its own handle (never by name);
+  * sniroute is stopped with SIGTERM and must exit 0.
+"""
+
+import base64
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
+
+
+def _default_bin():
+    for d in ("build-acme", "build-it", "build"):
+        p = os.path.join(REPO, d, "sniroute")
+        if os.path.exists(p):
+            return p
+    return os.path.join(REPO, "build", "sniroute")
+
+
+BIN = os.environ.get("SNIROUTE_BIN") or _default_bin()
+FIXTURES = os.environ.get("SNIROUTE_FIXTURES") or os.path.join(REPO, "..", "shared", "fixtures", "clienthellos")
+VERBOSE = bool(os.environ.get("SNIROUTE_TEST_VERBOSE"))
+
+# Deadlines. Generous, because a loaded 2-core machine must pass; they bound how long a broken
+# build can hang a test, not how fast a good one must be.
+READY_TIMEOUT = 20.0
+IO_TIMEOUT = 20.0
+STOP_TIMEOUT = 30.0
+ISSUE_TIMEOUT = 120.0  # one certbot/lego issuance against Pebble, badNonce retries included
+
+
+def log(msg):
+    if VERBOSE:
+        sys.stderr.write(f"  [acme-test] {msg}\n")
+
+
+def tool_path(name):
+    """Absolute path of a program on PATH, or None."""
+    for d in os.environ.get("PATH", "/usr/bin:/bin").split(os.pathsep):
+        p = os.path.join(d, name)
+        if os.path.isfile(p) and os.access(p, os.X_OK):
+            return p
+    return None
+
+
+def missing_tools(*names):
+    return [n for n in names if tool_path(n) is None]
+
+
+# --- ports and addresses --------------------------------------------------------------------
+
+def free_port(host="127.0.0.1", udp=False):
+    """A port the kernel just handed out on `host` (TCP, and also free for UDP if udp=True),
+    closed again so that the program under test can bind it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(100):
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if not udp:
+            return port
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as u:
+                u.bind((host, port))
+            return port
+        except OSError:
+            continue
+    raise AssertionError("no free port found")
+
+
+def free_ports(n, host="127.0.0.1"):
+    """n distinct free ports (all held open while choosing, so they differ)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(family, socket.SOCK_STREAM)
+            s.bind((host, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def addr(host, port):
+    """Config spelling of an address: 127.0.0.1:PORT or [::1]:PORT."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def wait_tcp(host, port, timeout=READY_TIMEOUT, proc=None, what=None):
+    """Waits until something accepts TCP connections on host:port."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1.0):
+                return
+        except OSError:
+            pass
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"{what or proc.args[0]} exited ({proc.returncode}) before listening on {port}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"nothing listening on {host}:{port} after {timeout}s ({what or ''})")
+        time.sleep(0.05)
+
+
+# --- environment for the tools --------------------------------------------------------------
+
+_PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "ftp_proxy", "no_proxy")
+
+
+def tool_env(home, **extra):
+    """The environment for certbot/lego/curl/openssl: no proxy settings (so nothing is sent
+    anywhere but where we point it), loopback exempt from proxies anyway, HOME in a temp dir
+    (no user config files), and the given extras."""
+    env = {k: v for k, v in os.environ.items() if k.lower() not in _PROXY_VARS}
+    for k in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR", "LEGO_CA_CERTIFICATES",
+              "LEGO_PATH", "LEGO_EMAIL", "LEGO_SERVER"):
+        env.pop(k, None)
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost,::1"
+    env["HOME"] = home
+    env["XDG_CONFIG_HOME"] = os.path.join(home, ".config")
+    env["XDG_CACHE_HOME"] = os.path.join(home, ".cache")
+    env["LC_ALL"] = "C.UTF-8"
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def run_tool(args, env=None, timeout=IO_TIMEOUT, log_path=None, check=True, what=None):
+    """Runs a program to completion with a deadline. Output goes to log_path (if given) and is
+    returned; on a non-zero exit or timeout (with check) the assertion shows the output tail."""
+    started = time.monotonic()
+    try:
+        cp = subprocess.run(args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, timeout=timeout)
+        out, rc = cp.stdout, cp.returncode
+    except subprocess.TimeoutExpired as e:
+        out, rc = (e.stdout or b""), None
+    elapsed = time.monotonic() - started
+    text = out.decode("utf-8", "replace")
+    if log_path:
+        with open(log_path, "a") as f:
+            f.write(f"$ {' '.join(args)}\n{text}\n[exit {rc} after {elapsed:.1f}s]\n")
+    log(f"{what or args[0]}: exit {rc} after {elapsed:.1f}s")
+    if check and rc != 0:
+        tail = "\n".join(text.splitlines()[-60:])
+        status = f"timed out after {timeout}s" if rc is None else f"exited {rc}"
+        raise AssertionError(f"{what or args[0]} {status}:\n{tail}")
+    return rc, text, elapsed
+
+
+class Background:
+    """A long-running helper process (pebble, challtestsrv, lego server...) with its output in a
+    file. stop() is bounded: SIGTERM, then SIGKILL."""
+
+    def __init__(self, args, workdir, name, env=None):
+        self.name = name
+        self.log_path = os.path.join(workdir, f"{name}.log")
+        self._out = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=self._out,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        log(f"started {name} pid {self.proc.pid}: {' '.join(args)}")
+
+    def output(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def wait_output(self, needle, timeout=READY_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while True:
+            if needle in self.output():
+                return
+            if self.proc.poll() is not None:
+                raise AssertionError(f"{self.name} exited ({self.proc.returncode}):\n{self.output()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name}: no {needle!r} after {timeout}s:\n{self.output()[-3000:]}")
+            time.sleep(0.05)
+
+    def stop(self, timeout=10.0):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout)
+        self._out.close()
+        return self.proc.returncode
+
+
+# --- sniroute config and logs ---------------------------------------------------------------
+
+def _toml(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml(x) for x in v) + "]"
+    raise TypeError(f"cannot render {v!r} as TOML")
+
+
+def render_config(global_=None, listeners=(), backends=None, acme=None):
+    """TOML for sniroute. listeners: list of dicts, key 'routes' a list of dicts; backends:
+    name -> dict; acme: dict for [acme]. drain_timeout defaults to 5s so a connection a test
+    leaves open cannot stall cleanup."""
+    g = {"drain_timeout": "5s"}
+    g.update(global_ or {})
+    out = ["[global]"] + [f"{k} = {_toml(v)}" for k, v in g.items()]
+    if acme:
+        out += ["", "[acme]"] + [f"{k} = {_toml(v)}" for k, v in acme.items()]
+    for l in listeners:
+        out += ["", "[[listeners]]"] + [f"{k} = {_toml(v)}" for k, v in l.items() if k != "routes"]
+        for r in l.get("routes", ()):
+            out += ["", "[[listeners.routes]]"] + [f"{k} = {_toml(v)}" for k, v in r.items()]
+    for name, b in (backends or {}).items():
+        out += ["", f"[backends.{name}]"] + [f"{k} = {_toml(v)}" for k, v in b.items()]
+    return "\n".join(out) + "\n"
+
+
+_KV = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)=("(?:[^"\\]|\\.)*"|\S*)')
+
+
+def parse_log_line(line):
+    """{ts, level, event, key: value...} for a text or JSON log line, or None."""
+    line = line.rstrip("\n")
+    if line.startswith("{"):
+        try:
+            d = json.loads(line)
+        except ValueError:
+            return None
+        return {k: v if isinstance(v, str) else str(v) for k, v in d.items()}
+    parts = line.split(" ", 3)
+    if len(parts) < 3 or parts[1] not in ("info", "warn", "error"):
+        return None
+    d = {"ts": parts[0], "level": parts[1], "event": parts[2]}
+    for k, v in _KV.findall(parts[3] if len(parts) > 3 else ""):
+        d[k] = json.loads(v) if v.startswith('"') else v
+    return d
+
+
+class Sniroute:
+    """One `sniroute run --config FILE` process; stderr is collected line by line."""
+
+    def __init__(self, workdir, config_text, name="sniroute"):
+        self.config_path = os.path.join(workdir, f"{name}.toml")
+        self.write_config(config_text)
+        self.lines = []
+        self.cond = threading.Condition()
+        self.proc = None
+        self.reader = None
+
+    def write_config(self, text):
+        tmp = self.config_path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, self.config_path)  # a reload never sees half a file
+
+    def start(self):
+        self.proc = subprocess.Popen([BIN, "run", "--config", self.config_path], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        self.wait_for(lambda e: e["event"] == "ready", READY_TIMEOUT, "the ready line")
+        return self
+
+    def _read(self):
+        for raw in self.proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            if VERBOSE:
+                sys.stderr.write(f"  [sniroute] {line}\n")
+            with self.cond:
+                self.lines.append(line)
+                self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
+
+    def log_text(self):
+        with self.cond:
+            return "\n".join(self.lines)
+
+    def mark(self):
+        with self.cond:
+            return len(self.lines)
+
+    def events(self, event=None, start=0, **fields):
+        with self.cond:
+            lines = self.lines[start:]
+        out = [e for e in map(parse_log_line, lines) if e]
+        return [e for e in out if (event is None or e["event"] == event)
+                and all(e.get(k) == str(v) for k, v in fields.items())]
+
+    def wait_for(self, pred, timeout=IO_TIMEOUT, what="a log line", start=0):
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for line in self.lines[start:]:
+                    e = parse_log_line(line)
+                    if e and pred(e):
+                        return e
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                if self.proc.poll() is not None and not self.reader.is_alive():
+                    break
+                self.cond.wait(min(left, 0.2))
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}; sniroute log:\n{self.log_text()}")
+
+    def wait_event(self, event, timeout=IO_TIMEOUT, start=0, **fields):
+        desc = event + "".join(f" {k}={v}" for k, v in fields.items())
+        return self.wait_for(lambda e: e["event"] == event and all(e.get(k) == str(v) for k, v in fields.items()),
+                             timeout, desc, start)
+
+    def reload(self, config_text, timeout=IO_TIMEOUT):
+        """New config + SIGHUP; returns the 'reloaded' event (fails on reload_rejected)."""
+        self.write_config(config_text)
+        m = self.mark()
+        self.proc.send_signal(signal.SIGHUP)
+        e = self.wait_for(lambda e: e["event"] in ("reloaded", "reload_rejected"), timeout,
+                          "reloaded or reload_rejected", start=m)
+        if e["event"] != "reloaded":
+            raise AssertionError(f"reload rejected:\n{self.log_text()}")
+        return e
+
+    def stop(self, timeout=STOP_TIMEOUT):
+        """SIGTERM; waits for the exit and returns its code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"sniroute did not exit {timeout}s after SIGTERM; log:\n{self.log_text()}")
+        self.reader.join(5)
+        self.proc.stderr.close()
+        return rc
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.reader:
+            self.reader.join(5)
+        if self.proc and self.proc.stderr:
+            self.proc.stderr.close()
+
+
+# --- raw HTTP over sockets ------------------------------------------------------------------
+
+def connect(port, host="127.0.0.1", timeout=IO_TIMEOUT):
+    s = socket.create_connection((host, port), timeout=timeout)
+    s.settimeout(timeout)
+    return s
+
+
+def recv_all(sock, timeout=IO_TIMEOUT):
+    """Everything until the peer closes (a reset after data counts as a close)."""
+    deadline = time.monotonic() + timeout
+    chunks = []
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"peer did not close within {timeout}s; got {b''.join(chunks)[:500]!r}")
+        sock.settimeout(left)
+        try:
+            b = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        except socket.timeout:
+            continue
+        if not b:
+            break
+        chunks.append(b)
+    return b"".join(chunks)
+
+
+class Response:
+    def __init__(self, status, reason, headers, body, raw):
+        self.status = status
+        self.reason = reason
+        self.headers = headers  # list of (lower-case name, value)
+        self.body = body
+        self.raw = raw
+
+    def header(self, name):
+        vals = [v for k, v in self.headers if k == name.lower()]
+        return vals[0] if vals else None
+
+    def __repr__(self):
+        return f"<Response {self.status} {self.headers} {self.body[:200]!r}>"
+
+
+class ResponseReader:
+    """Reads HTTP/1.1 responses framed by Content-Length from a socket, one at a time."""
+
+    def __init__(self, sock, timeout=IO_TIMEOUT):
+        self.sock = sock
+        self.buf = b""
+        self.timeout = timeout
+        self.closed = False
+
+    def _fill(self, deadline):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"no complete response within {self.timeout}s; have {self.buf[:500]!r}")
+        self.sock.settimeout(left)
+        try:
+            b = self.sock.recv(65536)
+        except socket.timeout:
+            return
+        except ConnectionResetError:
+            b = b""
+        if not b:
+            self.closed = True
+        self.buf += b
+
+    def read(self, head_only=False):
+        deadline = time.monotonic() + self.timeout
+        while b"\r\n\r\n" not in self.buf:
+            if self.closed:
+                raise AssertionError(f"connection closed before a full response head; have {self.buf!r}")
+            self._fill(deadline)
+        end = self.buf.index(b"\r\n\r\n") + 4
+        lines = self.buf[:end - 4].decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ", 2)
+        status, reason = int(parts[1]), parts[2] if len(parts) > 2 else ""
+        headers = []
+        for l in lines[1:]:
+            k, _, v = l.partition(":")
+            headers.append((k.strip().lower(), v.strip()))
+        length = 0
+        for k, v in headers:
+            if k == "content-length":
+                length = int(v)
+        if head_only:
+            length = 0
+        while len(self.buf) < end + length:
+            if self.closed:
+                raise AssertionError(f"connection closed inside a body; have {self.buf!r}")
+            self._fill(deadline)
+        raw, self.buf = self.buf[:end + length], self.buf[end + length:]
+        body = raw[end:]
+        return Response(status, reason, headers, body, raw)
+
+    def wait_closed(self, timeout=IO_TIMEOUT):
+        """True if the peer closes (after any data) within timeout."""
+        deadline = time.monotonic() + timeout
+        while not self.closed:
+            if time.monotonic() > deadline:
+                return False
+            left = deadline - time.monotonic()
+            self.sock.settimeout(max(left, 0.01))
+            try:
+                b = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except ConnectionResetError:
+                b = b""
+            if not b:
+                self.closed = True
+            self.buf += b
+        return True
+
+
+def http_request(port, raw, head_only=False, timeout=IO_TIMEOUT):
+    """Sends raw request bytes on a new connection and reads one response."""
+    with connect(port, timeout=timeout) as s:
+        s.sendall(raw)
+        return ResponseReader(s, timeout).read(head_only=head_only)
+
+
+def get(port, host, path, method="GET", extra=b""):
+    req = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: acme-test\r\n".encode() + extra + b"\r\n"
+    return http_request(port, req, head_only=(method == "HEAD"))
+
+
+class RecordingBackend:
+    """A TCP server on a loopback port (free, or `port`) that records every connection's bytes.
+    Each connection is answered with `reply` once `until` has arrived (and at least min_bytes),
+    then read until the peer closes; the bytes are in `received`, one entry per connection."""
+
+    def __init__(self, reply=b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\n\r\nbackend",
+                 until=b"\r\n\r\n", min_bytes=0, host="127.0.0.1", port=0):
+        self.reply = reply
+        self.until = until
+        self.min_bytes = min_bytes
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.received = []  # bytes per connection, filled when a connection is answered/closed
+        self.cond = threading.Condition()
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        self.sock.settimeout(0.2)
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(c,), daemon=True).start()
+
+    def _handle(self, c):
+        data = b""
+        c.settimeout(IO_TIMEOUT)
+        try:
+            while not (self.until in data and len(data) >= self.min_bytes):
+                b = c.recv(65536)
+                if not b:
+                    break
+                data += b
+            if self.reply:
+                c.sendall(self.reply)
+            c.shutdown(socket.SHUT_WR)
+            # Drain whatever else comes until the peer closes, so no RST eats our reply.
+            while True:
+                b = c.recv(65536)
+                if not b:
+                    break
+                data += b
+        except OSError:
+            pass
+        finally:
+            c.close()
+            with self.cond:
+                self.received.append(data)
+                self.cond.notify_all()
+
+    def wait_connections(self, n, timeout=IO_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while len(self.received) < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"backend saw {len(self.received)} connections, expected {n}")
+                self.cond.wait(left)
+            return list(self.received)
+
+    def close(self):
+        self.stopping = True
+        self.sock.close()
+        self.thread.join(5)
+
+
+# --- certificates ---------------------------------------------------------------------------
+
+def openssl(*args, timeout=IO_TIMEOUT, what=None):
+    return run_tool(["openssl", *args], timeout=timeout, what=what or f"openssl {args[0]}")[1]
+
+
+def make_listener_ca(workdir):
+    """A throw-away CA and a server certificate for Pebble's own HTTPS listeners (ACME API and
+    management), valid for 127.0.0.1, ::1 and localhost. Returns (ca_pem, cert_pem, key_pem)."""
+    ca_key, ca = os.path.join(workdir, "listener-ca.key"), os.path.join(workdir, "listener-ca.pem")
+    key, csr, cert = (os.path.join(workdir, n) for n in ("listener.key", "listener.csr", "listener.pem"))
+    ext = os.path.join(workdir, "listener.ext")
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", ca_key,
+            "-out", ca, "-days", "2", "-subj", "/CN=sniroute test listener CA",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
+            "-out", csr, "-subj", "/CN=localhost")
+    with open(ext, "w") as f:
+        f.write("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
+                "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\n")
+    openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert, "-days", "2",
+            "-extfile", ext)
+    return ca, cert, key
+
+
+PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----\n?", re.S)
+
+
+def split_pem(path):
+    with open(path) as f:
+        return PEM_CERT.findall(f.read())
+
+
+def cert_dns_names(pem_path):
+    """DNS names in the first certificate's subjectAltName."""
+    text = openssl("x509", "-in", pem_path, "-noout", "-ext", "subjectAltName")
+    return sorted(re.findall(r"DNS:([^,\s]+)", text))
+
+
+def verify_chain(root_pem, leaf_pem, intermediates_pem, workdir):
+    """`openssl verify -CAfile root -untrusted intermediates leaf`; returns its output, raises
+    on failure."""
+    rc, out, _ = run_tool(["openssl", "verify", "-CAfile", root_pem, "-untrusted", intermediates_pem, leaf_pem],
+                          check=False, what="openssl verify")
+    if rc != 0 or ": OK" not in out:
+        raise AssertionError(f"certificate does not verify against Pebble's root:\n{out}")
+    return out
+
+
+def b64url(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def make_p256_key(path):
+    """An EC P-256 private key in SEC1 PEM ("EC PRIVATE KEY"), the form lego writes."""
+    pk8 = path + ".pk8"
+    openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", pk8)
+    openssl("ec", "-in", pk8, "-out", path)
+    os.unlink(pk8)
+    return path
+
+
+def jwk_thumbprint_p256(key_path):
+    """RFC 7638 thumbprint of an EC P-256 key: base64url(SHA-256 of the JWK with only the
+    required members crv, kty, x, y, in that (lexicographic) order, no whitespace)."""
+    der_path = key_path + ".pub.der"
+    openssl("ec", "-in", key_path, "-pubout", "-outform", "DER", "-out", der_path)
+    with open(der_path, "rb") as f:
+        spki = f.read()
+    os.unlink(der_path)
+    # A P-256 SubjectPublicKeyInfo ends with the uncompressed point 04 || X(32) || Y(32).
+    point = spki[-65:]
+    assert len(spki) == 91 and point[0] == 4, f"not an uncompressed P-256 key: {spki.hex()}"
+    jwk = {"crv": "P-256", "kty": "EC", "x": b64url(point[1:33]), "y": b64url(point[33:])}
+    canonical = json.dumps(jwk, separators=(",", ":"), sort_keys=True).encode()
+    return b64url(hashlib.sha256(canonical).digest())
+
+
+# --- Pebble ---------------------------------------------------------------------------------
+
+class Pebble:
+    """Pebble (ACME CA) + pebble-challtestsrv (its DNS, every A record 127.0.0.1, no AAAA), on
+    free loopback ports. Validation goes to 127.0.0.1:http_port (HTTP-01) and
+    127.0.0.1:tls_port (TLS-ALPN-01): point those at sniroute's listeners."""
+
+    def __init__(self, workdir, http_port, tls_port):
+        self.workdir = workdir
+        self.http_port = http_port
+        self.tls_port = tls_port
+        self.procs = []
+
+    def start(self):
+        wd = self.workdir
+        self.listener_ca, cert, key = make_listener_ca(wd)
+        self.dns_port = free_port(udp=True)
+        self.challtest_mgmt_port, self.acme_port, self.mgmt_port = free_ports(3)
+        env = tool_env(wd)
+        # Only the DNS server; the management API cannot be switched off, so it is bound to
+        # loopback on a free port as well.
+        self.challtestsrv = Background(
+            ["pebble-challtestsrv", "-dns01", addr("127.0.0.1", self.dns_port), "-http01", "", "-https01", "",
+             "-tlsalpn01", "", "-management", addr("127.0.0.1", self.challtest_mgmt_port),
+             "-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""],
+            wd, "challtestsrv", env=env)
+        self.procs.append(self.challtestsrv)
+        wait_tcp("127.0.0.1", self.dns_port, proc=self.challtestsrv.proc, what="pebble-challtestsrv DNS")
+        conf = {"pebble": {
+            "listenAddress": addr("127.0.0.1", self.acme_port),
+            "managementListenAddress": addr("127.0.0.1", self.mgmt_port),
+            "certificate": cert,
+            "privateKey": key,
+            "httpPort": self.http_port,
+            "tlsPort": self.tls_port,
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": False,
+        }}
+        self.config_path = os.path.join(wd, "pebble-config.json")
+        with open(self.config_path, "w") as f:
+            json.dump(conf, f, indent=2)
+        # PEBBLE_VA_NOSLEEP: no random validation delay. PEBBLE_AUTHZREUSE=0: every order is
+        # really validated, so a test cannot pass on an earlier authorization. Nonce rejection
+        # is left at Pebble's default, which the clients must survive.
+        pebble_env = tool_env(wd, PEBBLE_VA_NOSLEEP="1", PEBBLE_AUTHZREUSE="0")
+        pebble_env.pop("PEBBLE_WFE_NONCEREJECT", None)
+        self.pebble = Background(["pebble", "-config", self.config_path, "-dnsserver",
+                                  addr("127.0.0.1", self.dns_port)], wd, "pebble", env=pebble_env)
+        self.procs.append(self.pebble)
+        self.directory = f"https://127.0.0.1:{self.acme_port}/dir"
+        self._wait_directory()
+        self.root_pem = os.path.join(wd, "pebble-root.pem")
+        with open(self.root_pem, "wb") as f:
+            f.write(self.https_get(f"https://127.0.0.1:{self.mgmt_port}/roots/0"))
+        with open(self.root_pem, "rb") as f:
+            assert b"BEGIN CERTIFICATE" in f.read(), "Pebble root is not PEM"
+        return self
+
+    def https_get(self, url, timeout=10.0):
+        ctx = ssl.create_default_context(cafile=self.listener_ca)
+        handler = urllib.request.HTTPSHandler(context=ctx)
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), handler)
+        with opener.open(url, timeout=timeout) as r:
+            return r.read()
+
+    def _wait_directory(self, timeout=READY_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.pebble.proc.poll() is not None:
+                raise AssertionError(f"pebble exited ({self.pebble.proc.returncode}):\n{self.pebble.output()}")
+            try:
+                d = json.loads(self.https_get(self.directory, timeout=2.0))
+                if "newOrder" in d:
+                    return d
+            except (OSError, ValueError) as e:
+                last = e
+            time.sleep(0.1)
+        raise AssertionError(f"Pebble directory not answering after {timeout}s ({last}):\n{self.pebble.output()}")
+
+    def stop(self):
+        for p in reversed(self.procs):
+            p.stop()
+        self.procs = []
+
+    # Clients. Both trust only the listener CA we made, talk only to 127.0.0.1.
+
+    def certbot_webroot(self, name, webroot, workdir, timeout=ISSUE_TIMEOUT):
+        """certbot certonly --webroot; returns (cert, chain, elapsed)."""
+        base = os.path.join(workdir, "certbot")
+        dirs = {k: os.path.join(base, k) for k in ("config", "work", "logs")}
+        for d in dirs.values():
+            os.makedirs(d, exist_ok=True)
+        env = tool_env(workdir, REQUESTS_CA_BUNDLE=self.listener_ca)
+        _, _, elapsed = run_tool(
+            ["certbot", "certonly", "--non-interactive", "--agree-tos", "--register-unsafely-without-email",
+             "--server", self.directory, "--config-dir", dirs["config"], "--work-dir", dirs["work"],
+             "--logs-dir", dirs["logs"], "--webroot", "-w", webroot, "-d", name, "--no-eff-email",
+             "--key-type", "ecdsa"],
+            env=env, timeout=timeout, log_path=os.path.join(workdir, "certbot.out"), what=f"certbot for {name}")
+        live = os.path.join(dirs["config"], "live", name)
+        return os.path.join(live, "cert.pem"), os.path.join(live, "chain.pem"), elapsed
+
+    def lego_path(self, workdir):
+        return os.path.join(workdir, "lego")
+
+    def lego_account_key_path(self, lego_path, email):
+        """Where lego keeps an account key: accounts/HOST_PORT/EMAIL/keys/EMAIL.key."""
+        return os.path.join(lego_path, "accounts", f"127.0.0.1_{self.acme_port}", email, "keys", f"{email}.key")
+
+    def lego_run(self, name, challenge_args, workdir, email="acme-test@example.com", timeout=ISSUE_TIMEOUT):
+        """lego --domains NAME <challenge_args> run; returns (cert, issuer, elapsed)."""
+        path = self.lego_path(workdir)
+        env = tool_env(workdir, LEGO_CA_CERTIFICATES=self.listener_ca)
+        _, _, elapsed = run_tool(
+            ["lego", "--server", self.directory, "--accept-tos", "--email", email, "--path", path,
+             "--domains", name, "--key-type", "ec256", "--http-timeout", "30", *challenge_args, "run"],
+            env=env, timeout=timeout, log_path=os.path.join(workdir, "lego.out"), what=f"lego for {name}")
+        certs = os.path.join(path, "certificates")
+        return os.path.join(certs, f"{name}.crt"), os.path.join(certs, f"{name}.issuer.crt"), elapsed
+
+
+class TempDir:
+    """A temp directory removed by cleanup(), unless SNIROUTE_KEEP_TMP is set (then its path is
+    printed, for reading the tools' logs after a failure)."""
+
+    def __init__(self, prefix):
+        self.name = tempfile.mkdtemp(prefix=prefix)
+
+    def cleanup(self):
+        if os.environ.get("SNIROUTE_KEEP_TMP"):
+            sys.stderr.write(f"  kept {self.name}\n")
+        else:
+            shutil.rmtree(self.name, ignore_errors=True)
+
+
+def tempdir(prefix):
+    return TempDir(prefix)

@@ -1,0 +1,165 @@
+"""Limits and worker threads: max_connections refuses the connection over the limit and leaves
+the others alone; idle_timeout closes idle relays and only idle ones; workers = 2 serves and
+stops clean, and shares one connection limit."""
+
+import os
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import harness
+from harness import ProxyTestCase, addr, free_port, render_config
+
+
+class LimitsTest(ProxyTestCase):
+    def setUp(self):
+        super().setUp()
+        self.backend = self.tcp_server(harness.echo)
+        self.port = free_port()
+
+    def config(self, **global_):
+        return render_config(global_, [
+            {"name": "tcp", "bind": [addr("127.0.0.1", self.port)], "protocol": "tcp", "default_backend": "echo"},
+        ], {"echo": {"servers": [self.backend.address]}})
+
+    def echo_ok(self, s, msg):
+        s.sendall(msg)
+        self.assertEqual(harness.recv_exactly(s, len(msg)), msg)
+
+    def check_max_connections(self, proxy):
+        conns = [self.connect(self.port) for _ in range(3)]
+        for i, s in enumerate(conns):
+            self.echo_ok(s, b"conn %d" % i)
+        self.assertEqual(self.backend.count(), 3)
+
+        extra = self.connect(self.port)
+        t0 = time.monotonic()
+        try:
+            extra.sendall(b"let me in")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        how, data = harness.expect_closed(extra, timeout=10)
+        self.assertEqual(data, b"")
+        self.assertLess(time.monotonic() - t0, 5.0, "the connection over the limit was not closed at once")
+        e = proxy.wait_conn(outcome="refused")
+        self.assertEqual(e["backend"], "-")
+        self.assertEqual(self.backend.count(), 3, "the refused connection reached the backend")
+
+        for i, s in enumerate(conns):
+            self.echo_ok(s, b"still working %d" % i)
+
+        # Closing one frees its slot.
+        conns[0].close()
+        proxy.wait_conn(outcome="ok")
+        deadline = time.monotonic() + 10
+        while True:
+            s = self.connect(self.port)
+            s.sendall(b"x")
+            try:
+                if s.recv(1) == b"x":
+                    break
+            except ConnectionResetError:
+                pass
+            self.assertLess(time.monotonic() - deadline, 0, "a freed slot was never reused")
+            time.sleep(0.2)
+        self.echo_ok(s, b"in the freed slot")
+        for c in conns[1:] + [s]:
+            c.close()
+
+    def test_max_connections(self):
+        proxy = self.start_proxy(self.config(max_connections=3))
+        self.check_max_connections(proxy)
+
+    def test_max_connections_is_shared_by_workers(self):
+        proxy = self.start_proxy(self.config(max_connections=3, workers=2))
+        self.assertEqual(proxy.wait_event("ready")["workers"], "2")
+        self.check_max_connections(proxy)
+
+    def test_idle_timeout_closes_idle_relay(self):
+        proxy = self.start_proxy(self.config(idle_timeout="1s"))
+        s = self.connect(self.port)
+        self.echo_ok(s, b"hello")
+        t0 = time.monotonic()
+        how, data = harness.expect_closed(s, timeout=20)
+        self.assertLess(time.monotonic() - t0, 6.0, "not closed within a few seconds of idle_timeout=1s")
+        self.assertEqual(data, b"")
+        e = proxy.wait_conn()
+        self.assertEqual(e["outcome"], "timeout")
+        self.assertEqual((e["up"], e["down"]), ("5", "5"))
+        rec = self.backend.wait_conn(0)
+        self.assertTrue(rec.done.wait(harness.IO_TIMEOUT), "the backend side was not closed")
+
+    def test_idle_timeout_spares_active_relays(self):
+        # Traffic every 0.2s against a 2s timeout, for 4s: one connection both ways, one with
+        # data flowing only from the backend.
+        ticks = threading.Event()
+
+        def ticker(sock, rec):
+            sock.recv(1)
+            while not ticks.is_set():
+                sock.sendall(b".")
+                time.sleep(0.2)
+
+        ticker_backend = self.tcp_server(ticker)
+        cfg = render_config({"idle_timeout": "2s"}, [
+            {"name": "echo", "bind": [addr("127.0.0.1", self.port)], "protocol": "tcp", "default_backend": "echo"},
+            {"name": "tick", "bind": [addr("127.0.0.1", (tick_port := free_port()))], "protocol": "tcp",
+             "default_backend": "tick"},
+        ], {"echo": {"servers": [self.backend.address]}, "tick": {"servers": [ticker_backend.address]}})
+        proxy = self.start_proxy(cfg)
+        both = self.connect(self.port)
+        down_only = self.connect(tick_port)
+        down_only.sendall(b"!")
+        end = time.monotonic() + 4.0
+        received = 0
+        while time.monotonic() < end:
+            self.echo_ok(both, b"ping")
+            received += len(down_only.recv(4096))
+            time.sleep(0.2)
+        ticks.set()
+        self.assertGreater(received, 0)
+        self.echo_ok(both, b"still open")
+        self.assertEqual(proxy.events("conn"), [], "an active relay was closed")
+        both.close()
+        down_only.close()
+        proxy.wait_count("conn", 2)
+
+
+class WorkersTest(ProxyTestCase):
+    def test_two_workers_serve_and_stop_clean(self):
+        hello = harness.fixture("curl-www.bin")
+        backend = self.tcp_server(harness.tagged_echo(b"T", len(hello)))
+        cert = self.cert("www.example.com")
+        tls_backend = self.s_server(cert)
+        port, tls_port = free_port(), free_port()
+        proxy = self.start_proxy(render_config({"workers": 2}, [
+            {"name": "py", "bind": [addr("127.0.0.1", port)], "protocol": "tls", "default_backend": "py"},
+            {"name": "real", "bind": [addr("127.0.0.1", tls_port)], "protocol": "tls", "default_backend": "real"},
+        ], {"py": {"servers": [backend.address]}, "real": {"servers": [tls_backend.address]}}))
+        self.assertEqual(proxy.wait_event("ready")["workers"], "2")
+        n = 24
+        for i in range(n):
+            s = self.connect(port)
+            s.sendall(hello)
+            self.assertEqual(harness.recv_exactly(s, 1), b"T")
+            msg = b"round trip %d" % i
+            s.sendall(msg)
+            self.assertEqual(harness.recv_exactly(s, len(msg)), msg)
+            s.close()
+        for _ in range(4):
+            rc, code, bodies = harness.curl_certs("www.example.com", tls_port)
+            self.assertEqual((rc, code, bodies[:1]), (0, "200", [cert.pem_body]))
+        proxy.wait_count("conn", n + 4)
+        self.assert_clean_stop(proxy)
+        stopped = proxy.events("worker_stopped")
+        self.assertEqual(sorted(e["worker"] for e in stopped), ["0", "1"])
+        self.assertEqual(sum(int(e["accepted"]) for e in stopped), n + 4)
+        # SO_REUSEPORT spreads connections by 4-tuple hash; with 28 connections from distinct
+        # ports both workers get some unless the hash is badly broken (odds about 2^-27).
+        self.assertTrue(all(int(e["accepted"]) > 0 for e in stopped), stopped)
+
+
+if __name__ == "__main__":
+    harness.main()
