@@ -87,6 +87,22 @@ std::string make_response(int status, std::string_view body, bool head_only, boo
 
 namespace {
 
+// The path and query a redirect keeps (RFC 9112 3.2): origin-form as it is; absolute-form minus
+// "scheme://authority" (with "/" put in front of a bare "?query"); the asterisk-form of
+// OPTIONS and the authority-form of CONNECT name no resource, so they go to "/".
+std::string redirect_target(std::string_view target) {
+    if (target.starts_with("/")) return std::string(target);
+    size_t scheme = target.find("://");
+    if (scheme == std::string_view::npos) return "/";
+    std::string_view rest = target.substr(scheme + 3);
+    size_t cut = rest.find_first_of("/?#");
+    if (cut == std::string_view::npos) return "/";
+    rest.remove_prefix(cut);
+    if (rest.starts_with("#")) return "/";
+    if (rest.starts_with("?")) return "/" + std::string(rest);
+    return std::string(rest);
+}
+
 Action decide_for_host(const RequestHead& h, const route::Snapshot& snap, size_t li, const Sources& sources,
                        const std::string& name, const std::string& authority) {
     route::Decision d = snap.route(li, name);
@@ -109,12 +125,7 @@ Action decide_for_host(const RequestHead& h, const route::Snapshot& snap, size_t
     }
 
     if (d.route && d.route->redirect_https) {
-        std::string_view target = h.target;
-        if (!target.starts_with("/")) {  // absolute-form: keep path and query only
-            std::string_view p = target_path(target);
-            target = p == "/" && !target.ends_with("/") ? std::string_view("/")
-                                                        : target.substr(static_cast<size_t>(p.data() - target.data()));
-        }
+        std::string target = redirect_target(h.target);
         std::string location = "https://" + authority + std::string(target);
         return respond(308, "redirecting to " + location + "\n", h, true, "redirect", location);
     }

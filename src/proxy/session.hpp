@@ -82,7 +82,8 @@ private:
     // The http front (session_http.cpp).
     void on_http_bytes();
     void answer(std::string response, bool keep_alive);
-    void write_response();
+    enum class WriteResult { Done, Pending, Closed };
+    WriteResult write_response();
     void linger();
     static void on_response_written(uv_write_t* req, int status) noexcept;
     static void on_linger_shutdown(uv_shutdown_t* req, int status) noexcept;

@@ -72,8 +72,9 @@ void Session::on_http_bytes() {
         http_->reset();
         http_fed_ = 0;
         answer(std::move(a.response), a.keep_alive);
-        // The next request on a kept-alive connection gets a fresh deadline.
-        if (a.keep_alive) arm_timer(global_.client_hello_timeout_ms);
+        // The next request on a kept-alive connection gets a fresh deadline, unless an answer
+        // is still being written (then the idle deadline of write_response() holds).
+        if (a.keep_alive && !resp_writing_) arm_timer(global_.client_hello_timeout_ms);
     }
 }
 
@@ -88,25 +89,33 @@ void Session::answer(std::string response, bool keep_alive) {
         return;
     }
     resp_out_ = std::move(response);
-    write_response();
+    if (write_response() == WriteResult::Done && close_after_write_) linger();
 }
 
-void Session::write_response() {
+Session::WriteResult Session::write_response() {
     // Most answers are a few hundred bytes and leave in one try; only the rest is queued.
     uv_buf_t b = uv_buf_init(resp_out_.data(), static_cast<unsigned>(resp_out_.size()));
     int n = uv_try_write(S(&client_), &b, 1);
     if (n == static_cast<int>(resp_out_.size())) {
         resp_out_.clear();
-        if (close_after_write_) linger();
-        return;
+        return WriteResult::Done;
     }
-    if (n < 0 && n != UV_EAGAIN) return close(Outcome::Reset, uv_strerror(n));
+    if (n < 0 && n != UV_EAGAIN) {
+        close(Outcome::Reset, uv_strerror(n));
+        return WriteResult::Closed;
+    }
     if (n > 0) resp_out_.erase(0, static_cast<size_t>(n));
     b = uv_buf_init(resp_out_.data(), static_cast<unsigned>(resp_out_.size()));
     down_.write_req.data = this;
-    if (int r = uv_write(&down_.write_req, S(&client_), &b, 1, on_response_written); r != 0)
-        return close(Outcome::Error, uv_strerror(r));
+    if (int r = uv_write(&down_.write_req, S(&client_), &b, 1, on_response_written); r != 0) {
+        close(Outcome::Error, uv_strerror(r));
+        return WriteResult::Closed;
+    }
     resp_writing_ = true;
+    // The client is not reading its answers. That is a stall of an established exchange, not a
+    // slow request head, so it gets the idle deadline rather than the head deadline.
+    arm_timer(global_.idle_timeout_ms);
+    return WriteResult::Pending;
 }
 
 void Session::on_response_written(uv_write_t* req, int status) noexcept {
@@ -115,12 +124,17 @@ void Session::on_response_written(uv_write_t* req, int status) noexcept {
     s->resp_writing_ = false;
     s->resp_out_.clear();
     if (status < 0) return s->close(Outcome::Reset, uv_strerror(status));
-    if (!s->resp_queued_.empty()) {
+    // Answers queued meanwhile go out in one piece; each pass either finishes synchronously
+    // (loop on) or leaves a write in flight whose callback lands back here.
+    while (!s->resp_queued_.empty()) {
         s->resp_out_.swap(s->resp_queued_);
-        return s->write_response();
+        s->resp_queued_.clear();
+        if (s->write_response() != WriteResult::Done) return;
     }
     if (s->close_after_write_) return s->linger();
     if (s->forward_after_write_) return s->connect_to(s->backend_);
+    // All answers are out: resume reading pipelined requests with a fresh head deadline.
+    s->arm_timer(s->global_.client_hello_timeout_ms);
     if (!s->up_.reading && !s->start_reading(s->up_)) return s->close(Outcome::Error, "read_start failed");
     s->on_http_bytes();
 }

@@ -121,6 +121,23 @@ TEST_CASE("redirects keep path and query, drop the port") {
     CHECK(a.response.find("Location: https://auto.test/abs?q\r\n") != std::string::npos);
 }
 
+TEST_CASE("redirects of absolute, asterisk and authority forms are well formed") {
+    struct Case {
+        const char* line;
+        const char* location;
+    };
+    for (Case c : {Case{"GET http://auto.test?x=1 HTTP/1.1", "https://auto.test/?x=1"},
+                   Case{"GET http://auto.test HTTP/1.1", "https://auto.test/"},
+                   Case{"GET http://auto.test/a/b?c HTTP/1.1", "https://auto.test/a/b?c"},
+                   Case{"OPTIONS * HTTP/1.1", "https://auto.test/"},
+                   Case{"CONNECT auto.test:443 HTTP/1.1", "https://auto.test/"}}) {
+        CAPTURE(c.line);
+        Action a = run(std::string(c.line) + "\r\nHost: auto.test\r\n\r\n");
+        CHECK(a.status == 308);
+        CHECK(a.response.find(std::string("\r\nLocation: ") + c.location + "\r\n") != std::string::npos);
+    }
+}
+
 TEST_CASE("HEAD gets headers without a body") {
     Action a = run(get(kChallenge, "local.test", "HEAD"), 0, {nullptr, "", "THUMB"});
     CHECK(a.status == 200);
