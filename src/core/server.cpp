@@ -49,6 +49,21 @@ int make_listen_socket(const SocketAddress& addr, int defer_accept_secs, std::st
     return fd;
 }
 
+bool address_free(const SocketAddress& addr, std::string& err) {
+    int fd = ::socket(addr.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        err = std::strerror(errno);
+        return false;
+    }
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (addr.family() == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    bool ok = ::bind(fd, addr.sa(), addr.len()) == 0;
+    if (!ok) err = std::strerror(errno);
+    ::close(fd);
+    return ok;
+}
+
 struct BindKey {
     std::string listener;
     SocketAddress addr;
@@ -64,15 +79,23 @@ bool bind_new(const config::Config& cfg, const std::vector<BindKey>& have, unsig
             bool exists = false;
             for (const auto& k : have) exists = exists || (k.listener == l.name && k.addr == a);
             if (exists) continue;
+            // SO_REUSEPORT would let us share a port with another process of the same user (a
+            // second sniroute started by mistake) and silently split its traffic. A probe bind
+            // without it fails on any listening socket there, ours included; so only new
+            // addresses are probed.
+            bool ours = false;
+            for (const auto& k : have) ours = ours || k.addr == a;
+            std::string perr;
+            if (!ours && !address_free(a, perr)) {
+                log_error("bind_failed").kv("listener", l.name).kv("bind", a.to_string()).kv("error", perr);
+                for (auto& v : out)
+                    for (auto& s : v) ::close(s.fd);
+                out.clear();
+                return false;
+            }
             for (unsigned w = 0; w < workers; ++w) {
                 std::string err;
-                // Deferred accept only pays off where the client speaks first and we must wait
-                // for it anyway (TLS, HTTP); it stays off for tcp listeners, where the server may
-                // speak first (SMTP, IMAP).
-                int defer = l.protocol == config::Protocol::Tcp
-                                ? 0
-                                : static_cast<int>((cfg.global.client_hello_timeout_ms + 999) / 1000);
-                int fd = make_listen_socket(a, defer, err);
+                int fd = make_listen_socket(a, defer_accept_secs(l, cfg.global), err);
                 if (fd < 0) {
                     log_error("bind_failed").kv("listener", l.name).kv("bind", a.to_string()).kv("error", err);
                     for (auto& v : out)

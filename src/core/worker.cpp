@@ -1,5 +1,8 @@
 #include "core/worker.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "core/log.hpp"
@@ -15,6 +18,11 @@ struct Worker::ListenHandle {
     SocketAddress addr;
     long index = -1;  // listener index in the worker's current snapshot
 };
+
+int defer_accept_secs(const config::Listener& l, const config::Global& g) {
+    if (l.protocol == config::Protocol::Tcp) return 0;
+    return static_cast<int>((g.client_hello_timeout_ms + 999) / 1000);
+}
 
 Worker::Worker(unsigned id, Shared& shared, route::SnapshotPtr snap)
     : id_(id), shared_(shared), snap_(std::move(snap)), read_buf_(new char[kReadBufferSize]) {}
@@ -130,8 +138,17 @@ void Worker::apply_reload() {
         bool still = false;
         if (h->index >= 0)
             for (const auto& a : snap_->listener(static_cast<size_t>(h->index)).bind) still = still || a == h->addr;
-        if (still) kept.push_back(h);
-        else uv_close(reinterpret_cast<uv_handle_t*>(&h->tcp), on_listen_closed);
+        if (still) {
+            // The listener's protocol or deadline may have changed (tls -> tcp must stop
+            // deferring accept, or a server-first protocol never sees its client).
+            const config::Listener& l = snap_->listener(static_cast<size_t>(h->index));
+            uv_os_fd_t fd;
+            int secs = defer_accept_secs(l, snap_->config().global);
+            if (uv_fileno(reinterpret_cast<uv_handle_t*>(&h->tcp), &fd) == 0)
+                ::setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof secs);
+            kept.push_back(h);
+        } else
+            uv_close(reinterpret_cast<uv_handle_t*>(&h->tcp), on_listen_closed);
     }
     listeners_.swap(kept);
     for (auto& ls : added) open_socket(std::move(ls));

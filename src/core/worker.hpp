@@ -20,6 +20,11 @@ class Session;
 
 namespace sniroute::core {
 
+// TCP_DEFER_ACCEPT seconds for a listener. Deferred accept only pays off where the client speaks
+// first and we must wait for it anyway (TLS, HTTP); it stays off for tcp listeners, where the
+// server may speak first (SMTP, IMAP). Applied at bind time and again on every reload.
+int defer_accept_secs(const config::Listener& l, const config::Global& g);
+
 // A bound, not yet listening socket for one (listener, address) pair, made by the control
 // thread so that bind errors surface before anything starts.
 struct ListenSocket {
