@@ -29,6 +29,9 @@ struct Global {
     uint32_t max_http_head = 8'192;
     uint32_t workers = 1;  // 0 = one per core, resolved at start-up
     LogFormat log_format = LogFormat::Text;
+    // One info line per connection (`conn`) and per HTTP request answered here (`http`).
+    // Warnings are logged either way.
+    bool access_log = true;
 };
 
 struct Route {

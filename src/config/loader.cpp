@@ -168,7 +168,7 @@ LoadResult Loader::run(std::string_view text) {
 void Loader::load_global(const toml::table& t) {
     check_keys(t,
                {"client_hello_timeout", "connect_timeout", "idle_timeout", "drain_timeout", "max_connections",
-                "max_client_hello", "max_http_head", "workers", "log_format"},
+                "max_client_hello", "max_http_head", "workers", "log_format", "access_log"},
                "[global]");
     Global& g = cfg_.global;
     get_duration(t, "client_hello_timeout", g.client_hello_timeout_ms);
@@ -184,6 +184,7 @@ void Loader::load_global(const toml::table& t) {
         else if (*f == "json") g.log_format = LogFormat::Json;
         else error(t.get("log_format")->source(), "unknown log_format \"" + *f + "\" (expected text or json)");
     }
+    if (auto a = get_bool(t, "access_log")) g.access_log = *a;
 }
 
 void Loader::load_acme(const toml::table& t) {

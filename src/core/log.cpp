@@ -3,7 +3,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <charconv>
 #include <chrono>
+#include <cstring>
 #include <ctime>
 
 namespace sniroute::core {
@@ -21,17 +23,30 @@ const char* level_name(Level l) {
     return "?";
 }
 
-std::string timestamp() {
+// "2026-01-02T03:04:05.678Z" into `out` (kTimestampLen bytes). The part up to the seconds is
+// cached per thread and reformatted only when the second changes: with an access log on, every
+// connection writes a line, and gmtime_r + snprintf per line showed in profiles.
+constexpr size_t kTimestampLen = 24;
+
+void timestamp(char* out) {
+    thread_local std::time_t cached_sec = -1;
+    thread_local char cached[80];  // room for any int the format could see; 20 bytes are used
     using namespace std::chrono;
     auto now = system_clock::now();
     std::time_t t = system_clock::to_time_t(now);
-    auto ms = duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                  tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
-    return buf;
+    auto ms = static_cast<int>(duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000);
+    if (t != cached_sec) {
+        std::tm tm{};
+        gmtime_r(&t, &tm);
+        std::snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900, tm.tm_mon + 1,
+                      tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        cached_sec = t;
+    }
+    std::memcpy(out, cached, 20);
+    out[20] = static_cast<char>('0' + ms / 100);
+    out[21] = static_cast<char>('0' + ms / 10 % 10);
+    out[22] = static_cast<char>('0' + ms % 10);
+    out[23] = 'Z';
 }
 
 // Values may carry bytes a client chose (an SNI is validated, but a Host header or an error
@@ -64,12 +79,18 @@ void set_log_format(config::LogFormat f) { g_json.store(f == config::LogFormat::
 
 LogLine::LogLine(Level level, std::string_view event) : json_(g_json.load(std::memory_order_relaxed)) {
     buf_.reserve(256);
+    char ts[kTimestampLen];
+    timestamp(ts);
     if (json_) {
-        buf_ += "{\"ts\":\"" + timestamp() + "\",\"level\":\"" + level_name(level) + "\",\"event\":\"";
+        buf_ += "{\"ts\":\"";
+        buf_.append(ts, kTimestampLen);
+        buf_ += "\",\"level\":\"";
+        buf_ += level_name(level);
+        buf_ += "\",\"event\":\"";
         append_escaped(buf_, event);
-        buf_ += "\"";
+        buf_ += '"';
     } else {
-        buf_ += timestamp();
+        buf_.append(ts, kTimestampLen);
         buf_ += ' ';
         buf_ += level_name(level);
         buf_ += ' ';
@@ -105,12 +126,16 @@ LogLine& LogLine::kv(std::string_view key, std::string_view value) {
 }
 
 LogLine& LogLine::kv(std::string_view key, uint64_t value) {
-    raw(key, std::to_string(value), false);
+    char digits[24];
+    auto r = std::to_chars(digits, digits + sizeof digits, value);
+    raw(key, std::string_view(digits, static_cast<size_t>(r.ptr - digits)), false);
     return *this;
 }
 
 LogLine& LogLine::kv(std::string_view key, int64_t value) {
-    raw(key, std::to_string(value), false);
+    char digits[24];
+    auto r = std::to_chars(digits, digits + sizeof digits, value);
+    raw(key, std::string_view(digits, static_cast<size_t>(r.ptr - digits)), false);
     return *this;
 }
 

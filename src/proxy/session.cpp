@@ -431,10 +431,12 @@ void Session::on_close(uv_handle_t* h) noexcept {
 }
 
 void Session::log_close() {
+    bool fine = outcome_ == Outcome::Ok || outcome_ == Outcome::Aborted;
+    if (fine && !global_.access_log) return;
     // A connection whose requests were all answered here was logged request by request.
     if (http_ && !backend_ && requests_ > 0 && outcome_ == Outcome::Ok) return;
     uint64_t now = uv_now(w_.loop());
-    auto line = (outcome_ == Outcome::Ok || outcome_ == Outcome::Aborted) ? core::log_info("conn") : core::log_warn("conn");
+    auto line = fine ? core::log_info("conn") : core::log_warn("conn");
     line.kv("client", client_addr_.to_string())
         .kv("listener", listener_.name)
         .kv("sni", sni_.empty() ? "-" : sni_)

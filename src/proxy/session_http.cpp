@@ -59,14 +59,16 @@ void Session::on_http_bytes() {
             }
             return connect_to(a.backend);
         }
-        core::log_info("http")
-            .kv("client", client_addr_.to_string())
-            .kv("listener", listener_.name)
-            .kv("host", a.host.empty() ? h.host : a.host)
-            .kv("method", h.method)
-            .kv("path", h.target)
-            .kv("status", a.status)
-            .kv("source", a.source);
+        if (global_.access_log) {
+            core::log_info("http")
+                .kv("client", client_addr_.to_string())
+                .kv("listener", listener_.name)
+                .kv("host", a.host.empty() ? h.host : a.host)
+                .kv("method", h.method)
+                .kv("path", h.target)
+                .kv("status", a.status)
+                .kv("source", a.source);
+        }
         ++requests_;
         head_.erase(0, h.head_len);
         http_->reset();

@@ -136,6 +136,8 @@ default_backend = 1
           {7, 8, "'name' must be a string"},
           {10, 19, "'default_backend' must be a string"}}},
         {"string where a bool belongs, bool where a string belongs", R"(
+[global]
+access_log = "no"
 [[listeners]]
 name = "x"
 bind = "127.0.0.1:80"
@@ -149,10 +151,11 @@ accept_proxy_protocol = "yes"
 servers = ["127.0.0.1:80"]
 proxy_protocol = false
 )",
-         {{4, 12, "'protocol' must be a string"},
-          {5, 25, "'accept_proxy_protocol' must be true or false"},
-          {9, 20, "'redirect_https' must be true or false"},
-          {12, 18, "'proxy_protocol' must be a string"}}},
+         {{2, 14, "'access_log' must be true or false"},
+          {6, 12, "'protocol' must be a string"},
+          {7, 25, "'accept_proxy_protocol' must be true or false"},
+          {11, 20, "'redirect_https' must be true or false"},
+          {14, 18, "'proxy_protocol' must be a string"}}},
         {"lists of the wrong shape", R"(
 [[listeners]]
 name = "x"

@@ -32,6 +32,7 @@ max_client_hello = 4096
 max_http_head = 1024
 workers = 0
 log_format = "json"
+access_log = false
 
 [[listeners]]
 name = "https"
@@ -120,6 +121,7 @@ TEST_CASE("a full config loads with every value in place") {
     CHECK(c.global.max_http_head == 1024);
     CHECK(c.global.workers == 0);
     CHECK(c.global.log_format == LogFormat::Json);
+    CHECK_FALSE(c.global.access_log);
 
     CHECK(c.acme.webroot == "/var/lib/sniroute/acme");
     CHECK(c.acme.account_thumbprint == "Zm9vYmFyLV9fYmF6");
@@ -193,6 +195,7 @@ servers = "127.0.0.1:25"
     CHECK(c.global.max_http_head == 8'192);
     CHECK(c.global.workers == 1);
     CHECK(c.global.log_format == LogFormat::Text);
+    CHECK(c.global.access_log);
     CHECK(c.acme.webroot.empty());
     CHECK(c.acme.account_thumbprint.empty());
     REQUIRE(c.listeners.size() == 1);
