@@ -17,6 +17,7 @@ struct Worker::ListenHandle {
     std::string listener;
     SocketAddress addr;
     long index = -1;  // listener index in the worker's current snapshot
+    bool nodelay = false;  // TCP_NODELAY set here, and so inherited by accepted sockets
 };
 
 int defer_accept_secs(const config::Listener& l, const config::Global& g) {
@@ -62,6 +63,10 @@ void Worker::open_socket(ListenSocket ls) {
     h->index = index;
     uv_tcp_init(&loop_, &h->tcp);
     h->tcp.data = h;
+    // Linux copies TCP_NODELAY from a listening socket to the sockets accepted from it, which
+    // saves a setsockopt per connection. Sessions still set it themselves if this failed.
+    int one = 1;
+    h->nodelay = ::setsockopt(ls.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0;
     int r = uv_tcp_open(&h->tcp, ls.fd);
     if (r == 0) r = uv_listen(reinterpret_cast<uv_stream_t*>(&h->tcp), 4096, on_connection);
     if (r != 0) {
@@ -164,7 +169,7 @@ void Worker::on_connection(uv_stream_t* server, int status) noexcept {
     }
     if (w->stopping_ || h->index < 0) return;
     ++w->accepted_;
-    proxy::Session::accept(*w, server, static_cast<size_t>(h->index));
+    proxy::Session::accept(*w, server, static_cast<size_t>(h->index), h->nodelay);
 }
 
 void Worker::attach(proxy::Session* s) {

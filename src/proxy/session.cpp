@@ -1,6 +1,10 @@
 #include "proxy/session.hpp"
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <cstring>
+#include <new>
 
 #include "core/log.hpp"
 #include "core/worker.hpp"
@@ -23,6 +27,8 @@ constexpr uint8_t kAlertInternalError = 80;
 uv_handle_t* H(void* p) { return static_cast<uv_handle_t*>(p); }
 uv_stream_t* S(uv_tcp_t* t) { return reinterpret_cast<uv_stream_t*>(t); }
 
+const char* sys_error(int err) { return uv_strerror(uv_translate_sys_error(err)); }
+
 }  // namespace
 
 const char* to_string(Outcome o) {
@@ -41,13 +47,35 @@ const char* to_string(Outcome o) {
     return "?";
 }
 
+int Session::fd_of(uv_tcp_t* t) {
+    uv_os_fd_t fd = -1;
+    uv_fileno(H(t), &fd);
+    return fd;
+}
+
+void CompactAddress::set(const core::SocketAddress& a) {
+    u = {};
+    if (a.family() == AF_INET) std::memcpy(&u.v4, a.sa(), sizeof u.v4);
+    else if (a.family() == AF_INET6) std::memcpy(&u.v6, a.sa(), sizeof u.v6);
+}
+
+Session::PendingWrite* Session::PendingWrite::make(size_t len) {
+    auto* p = new (::operator new(sizeof(PendingWrite) + len)) PendingWrite{};
+    p->len = len;
+    return p;
+}
+
+void Session::PendingWrite::Free::operator()(PendingWrite* p) const noexcept {
+    p->~PendingWrite();
+    ::operator delete(p);
+}
+
 Session::Session(core::Worker& w, size_t li)
     : w_(w),
       snap_(w.snapshot()),
       li_(li),
       listener_(snap_->listener(li)),
-      global_(snap_->config().global),
-      hello_(snap_->config().global.max_client_hello) {
+      global_(snap_->config().global) {
     uv_tcp_init(w_.loop(), &client_);
     uv_timer_init(w_.loop(), &timer_);
     client_.data = timer_.data = upstream_.data = this;
@@ -62,28 +90,27 @@ Session::~Session() {
     w_.detach(this);
 }
 
-void Session::accept(core::Worker& w, uv_stream_t* server, size_t li) {
+void Session::accept(core::Worker& w, uv_stream_t* server, size_t li, bool nodelay_inherited) {
     auto* s = new Session(w, li);
     if (int r = uv_accept(server, S(&s->client_)); r != 0) return s->close(Outcome::Error, uv_strerror(r));
     uint32_t n = w.shared().connections.fetch_add(1, std::memory_order_relaxed);
     s->counted_ = true;
+    // The peer address is wanted by nearly every log line and PROXY header. The local address
+    // only by a PROXY header, so connect_to() looks it up when one is sent.
     sockaddr_storage ss{};
     int len = sizeof ss;
     if (uv_tcp_getpeername(&s->client_, reinterpret_cast<sockaddr*>(&ss), &len) == 0)
-        s->client_addr_ = core::SocketAddress::from(reinterpret_cast<sockaddr*>(&ss));
-    len = sizeof ss;
-    if (uv_tcp_getsockname(&s->client_, reinterpret_cast<sockaddr*>(&ss), &len) == 0)
-        s->local_addr_ = core::SocketAddress::from(reinterpret_cast<sockaddr*>(&ss));
+        s->client_addr_.set(core::SocketAddress::from(reinterpret_cast<sockaddr*>(&ss)));
     // Refuse beyond max_connections without touching established sessions: the new socket is
     // closed before anything is read from it.
     if (n >= s->global_.max_connections) return s->close(Outcome::Refused, "max_connections reached");
+    if (!nodelay_inherited) uv_tcp_nodelay(&s->client_, 1);
     s->start();
 }
 
 void Session::start() {
-    uv_tcp_nodelay(&client_, 1);
-    if (listener_.protocol == config::Protocol::Http)
-        http_ = std::make_unique<http::RequestHeadParser>(global_.max_http_head);
+    if (listener_.protocol == config::Protocol::Http) http_ = std::make_unique<HttpState>(global_.max_http_head);
+    if (listener_.protocol == config::Protocol::Tls) hello_ = std::make_unique<tls::ClientHelloParser>(global_.max_client_hello);
     if (listener_.accept_proxy_protocol) phase_ = Phase::ProxyHeader;
     else if (listener_.protocol == config::Protocol::Tls) phase_ = Phase::Peek;
     else if (listener_.protocol == config::Protocol::Http) phase_ = Phase::HttpHead;
@@ -96,6 +123,14 @@ bool Session::start_reading(Pipe& p) {
     auto cb = &p == &up_ ? on_client_read : on_upstream_read;
     p.reading = uv_read_start(S(p.from), on_alloc, cb) == 0;
     return p.reading;
+}
+
+// Every stop and start of a read is two epoll_ctl calls under libuv, so the relay stops reading
+// only to apply backpressure and at EOF, never on the common path.
+void Session::stop_reading(Pipe& p) {
+    if (!p.reading) return;
+    uv_read_stop(S(p.from));
+    p.reading = false;
 }
 
 void Session::arm_timer(uint64_t ms) { uv_timer_start(&timer_, on_timer, ms, 0); }
@@ -120,7 +155,7 @@ void Session::on_client_read(uv_stream_t* st, ssize_t n, const uv_buf_t* buf) no
     if (s->phase_ == Phase::ProxyHeader || s->phase_ == Phase::Peek || s->phase_ == Phase::HttpHead) {
         if (n < 0) {
             // Between keep-alive requests a close is the normal end of an http connection.
-            if (s->phase_ == Phase::HttpHead && s->head_.empty() && s->requests_ > 0) return s->close(Outcome::Ok);
+            if (s->phase_ == Phase::HttpHead && s->head_.empty() && s->http_->requests > 0) return s->close(Outcome::Ok);
             return s->close(n == UV_EOF ? Outcome::BadHello : Outcome::Reset, "client closed before its request");
         }
         return s->on_head_bytes(buf->base, static_cast<size_t>(n));
@@ -129,13 +164,29 @@ void Session::on_client_read(uv_stream_t* st, ssize_t n, const uv_buf_t* buf) no
         if (n < 0) s->close(Outcome::Ok);
         return;  // input after our final response is discarded
     }
+    if (s->phase_ == Phase::Connecting) {
+        // The client keeps being read while we connect, which saves stopping and restarting its
+        // read. A TLS client rarely sends before the ServerHello; what it does send (0-RTT data,
+        // a FIN) waits for the backend after the head, and one read is all we hold.
+        if (n == UV_EOF) {
+            s->up_.eof = true;
+            s->up_.reading = false;  // libuv stops reading at EOF by itself
+            return;
+        }
+        if (n < 0) return s->close(Outcome::Reset, "client reset");
+        s->head_.append(buf->base, static_cast<size_t>(n));
+        return s->stop_reading(s->up_);
+    }
     if (n < 0) {
         if (n == UV_EOF) return s->pipe_eof(s->up_);
         // A reset travels as a reset: the backend sees RST, not a clean FIN.
         if (s->upstream_open_) s->upstream_open_ = !s->reset_peer(&s->upstream_);
         return s->close(Outcome::Reset, "client reset");
     }
-    s->relay(s->up_, buf->base, static_cast<size_t>(n));
+    s->up_.bytes += static_cast<size_t>(n);
+    s->last_activity_ms_ = uv_now(s->w_.loop());
+    uv_buf_t b = uv_buf_init(buf->base, static_cast<unsigned>(n));
+    s->send(s->up_, &b, 1);
 }
 
 void Session::on_upstream_read(uv_stream_t* st, ssize_t n, const uv_buf_t* buf) noexcept {
@@ -146,11 +197,15 @@ void Session::on_upstream_read(uv_stream_t* st, ssize_t n, const uv_buf_t* buf) 
         s->reset_peer(&s->client_);
         return s->close(Outcome::Reset, "backend reset");
     }
-    s->relay(s->down_, buf->base, static_cast<size_t>(n));
+    s->down_.bytes += static_cast<size_t>(n);
+    s->last_activity_ms_ = uv_now(s->w_.loop());
+    uv_buf_t b = uv_buf_init(buf->base, static_cast<unsigned>(n));
+    s->send(s->down_, &b, 1);
 }
 
-// Closes `t` with an RST (SO_LINGER 0). libuv refuses once a shutdown was sent on it; the
-// caller then closes it normally, which is all a half-closed socket can still do.
+// Closes `t` with an RST (SO_LINGER 0), also when we already passed a FIN on to it: the peer
+// should learn that the other side did not finish cleanly. If libuv refuses, the caller closes
+// the socket normally.
 bool Session::reset_peer(uv_tcp_t* t) {
     if (uv_is_closing(H(t)) || uv_tcp_close_reset(t, on_close) != 0) return false;
     ++pending_closes_;
@@ -166,15 +221,15 @@ void Session::on_head_bytes(const char* data, size_t n) {
         if (st == HeaderStatus::NeedMore) return;
         if (st == HeaderStatus::Malformed) return close(Outcome::BadProxyHeader, why);
         if (!ph.local) {
-            client_addr_ = ph.src;
-            local_addr_ = ph.dst;
+            client_addr_.set(ph.src);
+            local_addr_.set(ph.dst);
         }
         // The balancer's header is consumed here; the backend gets our own, if any.
         head_.erase(0, ph.length);
         return after_proxy_header();
     }
     if (phase_ == Phase::HttpHead) return on_http_bytes();
-    hello_.feed(reinterpret_cast<const uint8_t*>(data), n);
+    hello_->feed(reinterpret_cast<const uint8_t*>(data), n);
     on_peek_bytes();
 }
 
@@ -183,29 +238,24 @@ void Session::after_proxy_header() {
         phase_ = Phase::HttpHead;
         return on_http_bytes();
     }
-    if (listener_.protocol != config::Protocol::Tls) {
-        uv_read_stop(S(&client_));
-        up_.reading = false;
-        return route_and_connect("");
-    }
+    if (listener_.protocol != config::Protocol::Tls) return route_and_connect("");
     phase_ = Phase::Peek;
-    if (!head_.empty()) hello_.feed(reinterpret_cast<const uint8_t*>(head_.data()), head_.size());
+    if (!head_.empty()) hello_->feed(reinterpret_cast<const uint8_t*>(head_.data()), head_.size());
     on_peek_bytes();
 }
 
 void Session::on_peek_bytes() {
-    switch (hello_.status()) {
+    switch (hello_->status()) {
         case tls::ParseStatus::NeedMore: return;
         case tls::ParseStatus::Done: break;
         case tls::ParseStatus::NotTls:
-        case tls::ParseStatus::Malformed: return refuse(Outcome::BadHello, hello_.error(), kAlertDecodeError);
-        case tls::ParseStatus::TooLarge: return refuse(Outcome::BadHello, hello_.error(), kAlertDecodeError);
+        case tls::ParseStatus::Malformed:
+        case tls::ParseStatus::TooLarge: return refuse(Outcome::BadHello, hello_->error(), kAlertDecodeError);
     }
-    // The backend must see the hello before anything else the client sends, so stop reading
-    // until the connection is up; a TLS client waits for the ServerHello anyway.
-    uv_read_stop(S(&client_));
-    up_.reading = false;
-    if (hello_.info().has_sni) sni_ = hello_.info().sni;
+    // The hello stays in head_ and goes to the backend first; anything the client sends while
+    // we connect is appended behind it (see on_client_read).
+    if (hello_->info().has_sni) sni_ = hello_->info().sni;
+    hello_.reset();
     route_and_connect(sni_);
 }
 
@@ -220,16 +270,21 @@ void Session::route_and_connect(std::string_view name) {
 
 void Session::connect_to(const config::Backend* backend) {
     backend_ = backend;
-    if (backend_->proxy_protocol == config::ProxyProtocol::V1) append_v1(out_header_, client_addr_, local_addr_);
-    else if (backend_->proxy_protocol == config::ProxyProtocol::V2) append_v2(out_header_, client_addr_, local_addr_);
+    if (backend_->proxy_protocol != config::ProxyProtocol::Off && !local_addr_.known()) {
+        sockaddr_storage ss{};
+        int len = sizeof ss;
+        if (uv_tcp_getsockname(&client_, reinterpret_cast<sockaddr*>(&ss), &len) == 0)
+            local_addr_.set(core::SocketAddress::from(reinterpret_cast<sockaddr*>(&ss)));
+    }
     phase_ = Phase::Connecting;
     connect_next();
 }
 
 void Session::refuse(Outcome o, const char* why, uint8_t tls_alert) {
     // Only speak TLS to a client that spoke TLS first; a plain-text client just gets closed.
-    if (listener_.protocol == config::Protocol::Tls && hello_.status() != tls::ParseStatus::NotTls &&
-        phase_ == Phase::Peek) {
+    // (The parser is gone once a hello was parsed: that client spoke TLS.)
+    if (listener_.protocol == config::Protocol::Tls && phase_ == Phase::Peek &&
+        (!hello_ || hello_->status() != tls::ParseStatus::NotTls)) {
         char alert[7] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, static_cast<char>(tls_alert)};
         uv_buf_t b = uv_buf_init(alert, sizeof alert);
         uv_try_write(S(&client_), &b, 1);
@@ -253,6 +308,10 @@ void Session::connect_next() {
     connect_req_.data = this;
     if (int r = uv_tcp_connect(&connect_req_, &upstream_, addr.sa(), on_connect); r != 0)
         return connect_failed(uv_strerror(r));
+    // Reading starts now rather than once connected, so that epoll learns of the socket once,
+    // for both events, instead of once for the connect and again (ADD, EEXIST, MOD) for reads.
+    // libuv completes the connect before it reads, so nothing is read before start_relay().
+    start_reading(down_);
     arm_timer(global_.connect_timeout_ms);
 }
 
@@ -274,6 +333,7 @@ void Session::connect_failed(const char* why) {
     why_ = why;
     ++server_idx_;
     upstream_open_ = false;
+    down_.reading = false;
     ++pending_closes_;
     uv_close(H(&upstream_), on_upstream_retry_closed);
 }
@@ -294,59 +354,80 @@ void Session::on_upstream_retry_closed(uv_handle_t* h) noexcept {
 void Session::start_relay() {
     phase_ = Phase::Relay;
     uv_tcp_nodelay(&upstream_, 1);
-    // PROXY header and buffered head leave in one writev, so the backend sees them in one
-    // segment where possible and we pay one system call.
-    uv_buf_t bufs[2];
-    unsigned nb = 0;
-    if (!out_header_.empty()) bufs[nb++] = uv_buf_init(out_header_.data(), static_cast<unsigned>(out_header_.size()));
-    if (!head_.empty()) bufs[nb++] = uv_buf_init(head_.data(), static_cast<unsigned>(head_.size()));
-    up_.bytes += head_.size();
-    if (nb > 0) {
-        up_.write_req.data = this;
-        if (int r = uv_write(&up_.write_req, S(&upstream_), bufs, nb, on_write); r != 0)
-            return close(Outcome::Error, uv_strerror(r));
-        up_.writing = true;
-    } else if (!start_reading(up_)) {
-        return close(Outcome::Error, "read_start failed");
-    }
-    if (!start_reading(down_)) return close(Outcome::Error, "read_start failed");
     last_activity_ms_ = uv_now(w_.loop());
     arm_timer(global_.idle_timeout_ms);
+    if (!down_.reading && !start_reading(down_)) return close(Outcome::Error, "read_start failed");
+    // PROXY header and buffered head leave in one writev, so the backend sees them in one
+    // segment where possible and we pay one system call.
+    std::string header;
+    if (backend_->proxy_protocol == config::ProxyProtocol::V1) append_v1(header, client_addr_.get(), local_addr_.get());
+    else if (backend_->proxy_protocol == config::ProxyProtocol::V2) append_v2(header, client_addr_.get(), local_addr_.get());
+    uv_buf_t bufs[2];
+    unsigned nb = 0;
+    if (!header.empty()) bufs[nb++] = uv_buf_init(header.data(), static_cast<unsigned>(header.size()));
+    if (!head_.empty()) bufs[nb++] = uv_buf_init(head_.data(), static_cast<unsigned>(head_.size()));
+    up_.bytes += head_.size();
+    bool sent = nb == 0 || send(up_, bufs, nb);
+    std::string().swap(head_);  // written or copied: its buffer is not kept for the connection
+    if (!sent) return;
+    if (up_.eof) return pipe_eof(up_);  // the client finished while we connected
+    if (!up_.pending && !up_.reading && !start_reading(up_)) close(Outcome::Error, "read_start failed");
 }
 
-void Session::relay(Pipe& p, const char* data, size_t n) {
-    p.bytes += n;
-    last_activity_ms_ = uv_now(w_.loop());
-    uv_buf_t b = uv_buf_init(const_cast<char*>(data), static_cast<unsigned>(n));
-    int written = uv_try_write(S(p.to), &b, 1);
-    if (written == static_cast<int>(n)) return;
-    if (written < 0 && written != UV_EAGAIN) return close(Outcome::Reset, uv_strerror(written));
-    size_t done = written > 0 ? static_cast<size_t>(written) : 0;
-    // The peer is slow: keep the rest (at most one read buffer) and stop reading this side
-    // until it is written. That is the whole of backpressure: one bounded buffer per direction.
-    size_t rest = n - done;
-    p.pending.reset(new char[rest]);
-    std::memcpy(p.pending.get(), data + done, rest);
-    b = uv_buf_init(p.pending.get(), static_cast<unsigned>(rest));
-    p.write_req.data = this;
-    if (int r = uv_write(&p.write_req, S(p.to), &b, 1, on_write); r != 0) return close(Outcome::Error, uv_strerror(r));
-    p.writing = true;
-    uv_read_stop(S(p.from));
-    p.reading = false;
+// Writes `bufs` to p.to straight away, as far as the socket takes them. This is uv_try_write's
+// job, but uv_try_write re-queues the stream's epoll registration on every call, which costs an
+// epoll_ctl per write; the relay's writes happen only while no libuv write is queued on p.to
+// (p.pending is empty), so writing to the descriptor ourselves keeps the byte order. What the
+// socket does not take goes into one PendingWrite handed to libuv, and p.from is not read until
+// it is written: one bounded buffer per direction is the whole of backpressure. Returns false
+// when the session was closed.
+bool Session::send(Pipe& p, const uv_buf_t* bufs, unsigned nbufs) {
+    iovec iov[2];
+    size_t total = 0;
+    for (unsigned i = 0; i < nbufs; ++i) {
+        iov[i] = {bufs[i].base, bufs[i].len};
+        total += bufs[i].len;
+    }
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = nbufs;
+    ssize_t n;
+    do n = ::sendmsg(fd_of(p.to), &msg, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n == static_cast<ssize_t>(total)) return true;
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            close(Outcome::Reset, sys_error(errno));
+            return false;
+        }
+        n = 0;
+    }
+    size_t done = static_cast<size_t>(n);
+    PendingWrite* pw = PendingWrite::make(total - done);
+    p.pending.reset(pw);
+    char* out = pw->data();
+    for (unsigned i = 0; i < nbufs; ++i) {
+        size_t skip = done < bufs[i].len ? done : bufs[i].len;
+        done -= skip;
+        std::memcpy(out, bufs[i].base + skip, bufs[i].len - skip);
+        out += bufs[i].len - skip;
+    }
+    uv_buf_t b = uv_buf_init(pw->data(), static_cast<unsigned>(pw->len));
+    pw->req.data = this;
+    if (int r = uv_write(&pw->req, S(p.to), &b, 1, on_write); r != 0) {
+        close(Outcome::Error, uv_strerror(r));
+        return false;
+    }
+    stop_reading(p);
+    return true;
 }
 
 void Session::on_write(uv_write_t* req, int status) noexcept {
     auto* s = static_cast<Session*>(req->data);
-    if (s->closing_) return;  // UV_ECANCELED from our own close
-    Pipe& p = req == &s->up_.write_req ? s->up_ : s->down_;
-    p.writing = false;
+    // UV_ECANCELED from our own close; the PendingWrite goes with the session.
+    if (s->closing_) return;
+    Pipe& p = s->up_.pending && &s->up_.pending->req == req ? s->up_ : s->down_;
     p.pending.reset();
-    if (&p == &s->up_ && !s->head_.empty()) {
-        s->head_.clear();
-        s->head_.shrink_to_fit();
-        s->out_header_.clear();
-        s->out_header_.shrink_to_fit();
-    }
     if (status < 0) return s->close(Outcome::Reset, uv_strerror(status));
     if (p.eof) return s->pipe_eof(p);
     if (!s->start_reading(p)) s->close(Outcome::Error, "read_start failed");
@@ -354,27 +435,19 @@ void Session::on_write(uv_write_t* req, int status) noexcept {
 
 // `p.from` sent FIN. Pass it on once everything before it has been written, and keep the
 // other direction open: a client may shut down its write side and still read the reply.
+//
+// shutdown(2) is called directly rather than through uv_shutdown: nothing of ours is queued in
+// libuv for p.to at this point, and uv_shutdown would wait a loop iteration for POLLOUT and
+// change the epoll registration twice. When the other direction has already finished, both
+// sockets are closed at once instead; close(2) sends the FIN that shutdown would have.
 void Session::pipe_eof(Pipe& p) {
     p.eof = true;
-    if (p.reading) {
-        uv_read_stop(S(p.from));
-        p.reading = false;
-    }
-    if (p.writing || p.shut) return;
-    p.shutdown_req.data = this;
-    if (uv_shutdown(&p.shutdown_req, S(p.to), on_shutdown) != 0) return close(Outcome::Ok);
-}
-
-void Session::on_shutdown(uv_shutdown_t* req, int) noexcept {
-    auto* s = static_cast<Session*>(req->data);
-    if (s->closing_) return;
-    Pipe& p = req == &s->up_.shutdown_req ? s->up_ : s->down_;
+    stop_reading(p);
+    if (p.pending || p.shut) return;
+    const Pipe& other = &p == &up_ ? down_ : up_;
+    if (other.shut) return close(Outcome::Ok);
+    if (::shutdown(fd_of(p.to), SHUT_WR) != 0) return close(Outcome::Ok);
     p.shut = true;
-    s->maybe_done();
-}
-
-void Session::maybe_done() {
-    if (up_.shut && down_.shut) close(Outcome::Ok);
 }
 
 void Session::on_timer(uv_timer_t* t) noexcept {
@@ -384,7 +457,7 @@ void Session::on_timer(uv_timer_t* t) noexcept {
         case Phase::ProxyHeader: return s->close(Outcome::Timeout, "no PROXY header in time");
         case Phase::Peek: return s->close(Outcome::Timeout, "no complete ClientHello in time");
         case Phase::HttpHead:
-            if (s->head_.empty() && s->requests_ > 0) return s->close(Outcome::Ok);  // idle keep-alive
+            if (s->head_.empty() && s->http_->requests > 0) return s->close(Outcome::Ok);  // idle keep-alive
             return s->close(Outcome::Timeout, "no complete request head in time");
         case Phase::Linger: return s->close(Outcome::Ok);
         case Phase::Connecting: return s->connect_failed("connect timeout");
@@ -434,10 +507,10 @@ void Session::log_close() {
     bool fine = outcome_ == Outcome::Ok || outcome_ == Outcome::Aborted;
     if (fine && !global_.access_log) return;
     // A connection whose requests were all answered here was logged request by request.
-    if (http_ && !backend_ && requests_ > 0 && outcome_ == Outcome::Ok) return;
+    if (http_ && !backend_ && http_->requests > 0 && outcome_ == Outcome::Ok) return;
     uint64_t now = uv_now(w_.loop());
     auto line = fine ? core::log_info("conn") : core::log_warn("conn");
-    line.kv("client", client_addr_.to_string())
+    line.kv("client", client_addr_.get().to_string())
         .kv("listener", listener_.name)
         .kv("sni", sni_.empty() ? "-" : sni_)
         .kv("backend", backend_ ? backend_->name : "-")

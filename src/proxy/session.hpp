@@ -6,6 +6,7 @@
 // handle->data, so no exception can cross a libuv frame.
 #pragma once
 
+#include <netinet/in.h>
 #include <uv.h>
 
 #include <cstdint>
@@ -26,10 +27,25 @@ namespace sniroute::proxy {
 enum class Outcome { Ok, Timeout, Refused, NoRoute, BackendDown, Reset, BadHello, BadProxyHeader, Aborted, Error };
 const char* to_string(Outcome o);
 
+// An IPv4 or IPv6 socket address in 28 bytes instead of sockaddr_storage's 128. Sessions are
+// the memory an idle connection costs, and two full addresses were a tenth of it.
+struct CompactAddress {
+    union {
+        sockaddr sa;
+        sockaddr_in v4;
+        sockaddr_in6 v6;
+    } u{};
+    void set(const core::SocketAddress& a);
+    core::SocketAddress get() const { return core::SocketAddress::from(&u.sa); }
+    bool known() const { return u.sa.sa_family != AF_UNSPEC; }
+};
+
 class Session {
 public:
     // Accepts one pending connection from `server` for listener `li` of the worker's snapshot.
-    static void accept(core::Worker& w, uv_stream_t* server, size_t li);
+    // `nodelay_inherited`: the listening socket has TCP_NODELAY, which Linux copies to every
+    // socket it accepts, so the session need not set it again.
+    static void accept(core::Worker& w, uv_stream_t* server, size_t li, bool nodelay_inherited);
 
     // Closes both sides at once (drain timeout, second SIGTERM).
     void abort() { close(Outcome::Aborted); }
@@ -37,19 +53,45 @@ public:
 private:
     friend class core::Worker;  // intrusive session list
 
+    // Bytes the receiving socket could not take at once, with the libuv request that writes
+    // them: one allocation, made only when a peer is slow, freed when the write completes.
+    struct PendingWrite {
+        uv_write_t req;
+        size_t len;
+        char* data() { return reinterpret_cast<char*>(this + 1); }
+        static PendingWrite* make(size_t len);
+        struct Free {
+            void operator()(PendingWrite* p) const noexcept;
+        };
+    };
+
     // One direction of the relay. Bytes go from `from` to `to`; while the peer cannot take
     // them they wait in `pending`, and `from` is not read until they are written.
     struct Pipe {
         uv_tcp_t* from = nullptr;
         uv_tcp_t* to = nullptr;
-        uv_write_t write_req{};
-        uv_shutdown_t shutdown_req{};
-        std::unique_ptr<char[]> pending;
-        bool writing = false;
-        bool eof = false;       // `from` sent FIN
-        bool shut = false;      // FIN passed on to `to`
+        std::unique_ptr<PendingWrite, PendingWrite::Free> pending;
+        bool eof = false;   // `from` sent FIN
+        bool shut = false;  // FIN passed on to `to`
         bool reading = false;
         uint64_t bytes = 0;
+    };
+
+    // State of the http front (port 80), allocated for http listeners only so that the TLS
+    // sessions, which are most of them, do not carry it.
+    struct HttpState {
+        explicit HttpState(size_t max_head) : parser(max_head) {}
+        http::RequestHeadParser parser;
+        size_t fed = 0;  // bytes of head_ given to the parser for the current request
+        // Responses we answer ourselves are written one at a time through write_req (the relay
+        // has not started); further ones wait in queued.
+        std::string out;
+        std::string queued;
+        uv_write_t write_req{};
+        bool writing = false;
+        bool close_after_write = false;
+        bool forward_after_write = false;
+        uint32_t requests = 0;  // answered locally on this connection
     };
 
     // Peek reads a ClientHello (tls); HttpHead reads request heads (http) and may answer
@@ -71,12 +113,13 @@ private:
     void connect_next();
     void connect_failed(const char* why);
     void start_relay();
-    void relay(Pipe& p, const char* data, size_t n);
+    bool send(Pipe& p, const uv_buf_t* bufs, unsigned nbufs);
     void pipe_eof(Pipe& p);
-    void maybe_done();
     bool reset_peer(uv_tcp_t* t);
+    static int fd_of(uv_tcp_t* t);  // for the calls we make on a socket directly (see send())
     void arm_timer(uint64_t ms);
     bool start_reading(Pipe& p);
+    void stop_reading(Pipe& p);
     void log_close();
 
     // The http front (session_http.cpp).
@@ -86,14 +129,12 @@ private:
     WriteResult write_response();
     void linger();
     static void on_response_written(uv_write_t* req, int status) noexcept;
-    static void on_linger_shutdown(uv_shutdown_t* req, int status) noexcept;
 
     static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf) noexcept;
     static void on_client_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) noexcept;
     static void on_upstream_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) noexcept;
     static void on_connect(uv_connect_t* req, int status) noexcept;
     static void on_write(uv_write_t* req, int status) noexcept;
-    static void on_shutdown(uv_shutdown_t* req, int status) noexcept;
     static void on_timer(uv_timer_t* t) noexcept;
     static void on_close(uv_handle_t* h) noexcept;
     static void on_upstream_retry_closed(uv_handle_t* h) noexcept;
@@ -111,9 +152,9 @@ private:
     uv_timer_t timer_{};
     uv_connect_t connect_req_{};
     bool upstream_open_ = false;  // initialised and not yet handed to uv_close
-    int pending_closes_ = 0;
     bool closing_ = false;
     bool counted_ = false;  // holds a slot of max_connections
+    int pending_closes_ = 0;
 
     Phase phase_ = Phase::Peek;
     Outcome outcome_ = Outcome::Ok;
@@ -121,27 +162,18 @@ private:
     uint64_t started_ms_ = 0;
     uint64_t last_activity_ms_ = 0;
 
-    core::SocketAddress client_addr_;  // from the PROXY header when trusted, else the peer
-    core::SocketAddress local_addr_;
+    CompactAddress client_addr_;  // from the PROXY header when trusted, else the peer
+    CompactAddress local_addr_;   // looked up only when a PROXY header for the backend needs it
     std::string sni_;
     // Bytes read before the backend was connected: PROXY header, ClientHello, anything after.
-    // Bounded by max_client_hello plus the PROXY header cap, and freed once written.
+    // Bounded by max_client_hello plus the PROXY header cap (plus one read while connecting),
+    // and freed once handed to the backend.
     std::string head_;
-    std::string out_header_;  // PROXY header for the backend
-    tls::ClientHelloParser hello_;
+    // Only until the hello is parsed: its buffers are not kept for the life of the connection.
+    std::unique_ptr<tls::ClientHelloParser> hello_;
     Pipe up_;    // client -> backend
     Pipe down_;  // backend -> client
-
-    // http listeners only. Responses we answer ourselves are written one at a time through
-    // down_.write_req (the relay has not started); further ones wait in resp_queued_.
-    std::unique_ptr<http::RequestHeadParser> http_;
-    size_t http_fed_ = 0;  // bytes of head_ given to http_ for the current request
-    std::string resp_out_;
-    std::string resp_queued_;
-    bool resp_writing_ = false;
-    bool close_after_write_ = false;
-    bool forward_after_write_ = false;
-    uint32_t requests_ = 0;  // answered locally on this connection
+    std::unique_ptr<HttpState> http_;
 
     Session* prev_ = nullptr;
     Session* next_ = nullptr;
