@@ -5,7 +5,7 @@ BUILD ?= build
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 BUILD_DEPS := g++ meson ninja-build pkg-config libuv1-dev libssl-dev libtomlplusplus-dev \
-              doctest-dev node-llhttp
+              doctest-dev node-llhttp nlohmann-json3-dev
 TEST_DEPS  := openssl curl python3 clang libclang-rt-14-dev
 
 .PHONY: all deps test-deps build run test clean

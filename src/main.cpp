@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "acme/cli.hpp"
 #include "config/config.hpp"
 #include "core/server.hpp"
 
@@ -18,6 +19,8 @@ void usage(FILE* out) {
         "commands:\n"
         "  run --config FILE [--pidfile FILE]   start the proxy in the foreground\n"
         "  validate --config FILE               check a config; prints ok or FILE:LINE:COL errors\n"
+        "  certs list|renew NAME|check --config FILE\n"
+        "                                       certificates of the built-in ACME client\n"
         "  version                              print the version\n"
         "\n"
         "'sniroute COMMAND --help' describes one command.\n",
@@ -88,6 +91,39 @@ int cmd_run(int argc, char** argv) {
     return sniroute::core::run_server(std::move(*res.config), a.pidfile);
 }
 
+int cmd_certs(int argc, char** argv) {
+    std::string sub = argc > 2 ? argv[2] : "";
+    std::vector<std::string> words;
+    std::string config;
+    bool help = sub.empty() || sub == "--help" || sub == "-h";
+    for (int i = 3; i < argc; ++i) {
+        std::string k = argv[i];
+        if (k == "--help" || k == "-h") help = true;
+        else if ((k == "--config" || k == "-c") && i + 1 < argc) config = argv[++i];
+        else if (k.starts_with("--config=")) config = k.substr(9);
+        else words.push_back(k);
+    }
+    if (help) {
+        std::puts("usage: sniroute certs SUBCOMMAND --config FILE\n\n"
+                  "  list              each [[certificates]] entry: domains, expiry, last error, next renewal\n"
+                  "  renew NAME        ask the running instance to renew NAME now and wait for the result\n"
+                  "  check [--days N]  connect to every port that routes a certificate's names and compare\n"
+                  "                    what it serves with the file; exit 1 if any is stale or expires\n"
+                  "                    within N days (default 14)");
+        return sub.empty() ? 2 : 0;
+    }
+    if (config.empty()) {
+        std::fprintf(stderr, "sniroute certs: --config FILE is required\n");
+        return 2;
+    }
+    auto res = sniroute::config::load_file(config);
+    if (!res.config) {
+        for (auto& d : res.diagnostics) std::fprintf(stderr, "%s\n", d.to_string().c_str());
+        return 1;
+    }
+    return sniroute::acme::certs_command(sub, words, *res.config);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -99,6 +135,7 @@ int main(int argc, char** argv) {
     try {
         if (cmd == "run") return cmd_run(argc, argv);
         if (cmd == "validate") return cmd_validate(argc, argv);
+        if (cmd == "certs") return cmd_certs(argc, argv);
         if (cmd == "version" || cmd == "--version") {
             std::printf("sniroute %s\n", kVersion);
             return 0;

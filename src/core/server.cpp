@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include <memory>
 #include <thread>
 
+#include "acme/manager.hpp"
 #include "core/log.hpp"
 #include "core/worker.hpp"
 
@@ -133,6 +135,7 @@ private:
     static void on_signal(uv_signal_t* h, int signum) noexcept;
     static void on_poll(uv_timer_t* t) noexcept;
     void reload();
+    void start_acme();
 
     std::string cfg_path_;
     std::string pidfile_;
@@ -146,6 +149,10 @@ private:
     uv_signal_t sighup_{}, sigterm_{}, sigint_{};
     uv_timer_t poll_{};
     int stops_ = 0;
+    // The built-in ACME client runs on this loop, away from the data path. It exists only while
+    // [[certificates]] are configured (or were, since start-up) and must end before the loop.
+    std::unique_ptr<acme::Manager> acme_;
+    bool acme_stopped_ = true;
 };
 
 int Control::run() {
@@ -172,6 +179,8 @@ int Control::run() {
     uv_timer_init(&loop_, &poll_);
     poll_.data = this;
 
+    start_acme();
+
     if (!pidfile_.empty()) std::ofstream(pidfile_) << getpid() << "\n";
     log_info("ready").kv("workers", workers_n_).kv("listeners", static_cast<uint64_t>(snap_->config().listeners.size()));
 
@@ -185,12 +194,20 @@ int Control::run() {
     return clean ? 0 : 70;
 }
 
+void Control::start_acme() {
+    if (acme_ || snap_->config().certificates.empty()) return;
+    acme_stopped_ = false;
+    acme_ = std::make_unique<acme::Manager>(&loop_, snap_, shared_.tokens);
+    acme_->start();
+}
+
 void Control::on_signal(uv_signal_t* h, int signum) noexcept {
     auto* c = static_cast<Control*>(h->data);
     if (signum == SIGHUP) return c->reload();
     if (++c->stops_ == 1) {
         log_info("stopping").kv("signal", signum == SIGTERM ? "SIGTERM" : "SIGINT").kv("drain_timeout_ms", c->drain_ms_);
         for (auto& w : c->workers_) w->post_stop(c->drain_ms_);
+        if (c->acme_) c->acme_->stop([c] { c->acme_stopped_ = true; });
         uv_timer_start(&c->poll_, on_poll, 10, 10);
     } else {
         log_warn("stopping_now").kv("signal", signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -202,6 +219,7 @@ void Control::on_poll(uv_timer_t* t) noexcept {
     auto* c = static_cast<Control*>(t->data);
     for (auto& w : c->workers_)
         if (!w->finished.load()) return;
+    if (!c->acme_stopped_) return;
     for (uv_handle_t* h : {reinterpret_cast<uv_handle_t*>(&c->sighup_), reinterpret_cast<uv_handle_t*>(&c->sigterm_),
                            reinterpret_cast<uv_handle_t*>(&c->sigint_), reinterpret_cast<uv_handle_t*>(&c->poll_)})
         uv_close(h, nullptr);
@@ -239,8 +257,28 @@ void Control::reload() {
     set_log_format(res.config->global.log_format);
     snap_ = std::make_shared<route::Snapshot>(std::move(*res.config));
     for (unsigned i = 0; i < workers_n_; ++i) workers_[i]->post_reload(snap_, std::move(socks[i]));
+    if (acme_) acme_->reload(snap_);
+    else start_acme();
     log_listeners(snap_->config(), "listener");
     log_info("reloaded").kv("config", cfg_path_);
+}
+
+// Every connection costs two descriptors. Debian's default soft limit of 1024 would cap a
+// proxy at ~500 connections, so take the hard limit, and say so when even that is short.
+void raise_fd_limit(uint32_t max_connections) {
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        ::setrlimit(RLIMIT_NOFILE, &rl);
+        ::getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    rlim_t want = 2 * static_cast<rlim_t>(max_connections) + 256;
+    if (max_connections > 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want)
+        log_warn("fd_limit_low")
+            .kv("nofile", static_cast<uint64_t>(rl.rlim_cur))
+            .kv("max_connections", max_connections)
+            .kv("needed", static_cast<uint64_t>(want));
 }
 
 }  // namespace
@@ -249,6 +287,7 @@ int run_server(config::Config cfg, const std::string& pidfile) {
     // A peer that closes while we write must surface as EPIPE on that socket, not kill us.
     ::signal(SIGPIPE, SIG_IGN);
     set_log_format(cfg.global.log_format);
+    raise_fd_limit(cfg.global.max_connections);
     Control c(std::move(cfg), pidfile);
     return c.run();
 }

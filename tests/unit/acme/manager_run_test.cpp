@@ -1,0 +1,195 @@
+// The Manager on a real loop against a CA that cannot be reached: a renewal fails and backs
+// off, `renew NAME` over the control socket gets its one-line answer, and stop() ends
+// everything, idle control connections included, so that uv_loop_close() succeeds.
+#include <doctest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+
+#include "acme/manager.hpp"
+#include "acme/store.hpp"
+#include "acme_test_util.hpp"
+
+using sniroute::acme::Manager;
+
+namespace {
+
+// A port on 127.0.0.1 with no listener: the CA's connection is refused at once.
+uint16_t dead_port() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+    socklen_t len = sizeof sa;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+    ::close(fd);
+    return ntohs(sa.sin_port);
+}
+
+sniroute::route::SnapshotPtr snapshot(const std::string& storage) {
+    sniroute::config::Config cfg;
+    cfg.acme.storage = storage;
+    cfg.acme.directory = "https://127.0.0.1:" + std::to_string(dead_port()) + "/dir";
+    sniroute::config::Certificate c;
+    c.name = "mail";
+    c.domains = {"mail.example.com"};
+    c.cert_file = storage + "/mail.crt";
+    c.key_file = storage + "/mail.key";
+    cfg.certificates.push_back(c);
+    return std::make_shared<const sniroute::route::Snapshot>(std::move(cfg));
+}
+
+int connect_control(const std::string& path) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+        ::close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+// Everything the peer sends until EOF, waiting at most 10 s.
+std::string read_all(int fd) {
+    std::string out;
+    char buf[256];
+    pollfd p{fd, POLLIN, 0};
+    while (::poll(&p, 1, 10'000) == 1) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n <= 0) break;
+        out.append(buf, static_cast<size_t>(n));
+    }
+    return out;
+}
+
+// Calls `fn` on the loop every 10 ms until it returns true.
+void poll_on_loop(uv_loop_t* loop, std::function<bool()> fn) {
+    struct P {
+        uv_timer_t t{};
+        std::function<bool()> fn;
+    };
+    auto* p = new P{{}, std::move(fn)};
+    uv_timer_init(loop, &p->t);
+    p->t.data = p;
+    uv_timer_start(
+        &p->t,
+        [](uv_timer_t* t) noexcept {
+            auto* p = static_cast<P*>(t->data);
+            if (!p->fn()) return;
+            uv_close(reinterpret_cast<uv_handle_t*>(t), [](uv_handle_t* h) noexcept { delete static_cast<P*>(h->data); });
+        },
+        10, 10);
+}
+
+}  // namespace
+
+TEST_SUITE("acme.manager") {
+
+TEST_CASE("Manager: a failed renewal is answered over the control socket, and stop() leaves no handle") {
+    acme_test::TempDir dir;
+    uv_loop_t loop;
+    REQUIRE(uv_loop_init(&loop) == 0);
+    sniroute::http::MemoryTokenStore tokens;
+    auto m = std::make_unique<Manager>(&loop, snapshot(dir.path()), tokens);
+    m->start();
+    const std::string sock = dir / "control.sock";
+
+    // Clients run in a thread with blocking sockets while the loop runs here.
+    std::atomic<bool> answered{false};
+    std::string renew_answer, unknown_answer, bad_answer, idle_answer;
+    std::thread clients([&] {
+        int idle = connect_control(sock);  // says nothing; stop() must close it
+        int fd = connect_control(sock);
+        if (fd >= 0) {
+            (void)!::write(fd, "renew nosuch\n", 13);
+            unknown_answer = read_all(fd);
+            ::close(fd);
+        }
+        fd = connect_control(sock);
+        if (fd >= 0) {
+            (void)!::write(fd, "status\n", 7);
+            bad_answer = read_all(fd);
+            ::close(fd);
+        }
+        fd = connect_control(sock);
+        if (fd >= 0) {
+            (void)!::write(fd, "renew mail\n", 11);
+            renew_answer = read_all(fd);
+            ::close(fd);
+        }
+        answered = true;
+        if (idle >= 0) {
+            idle_answer = read_all(idle);  // EOF once the manager has stopped
+            ::close(idle);
+        }
+    });
+
+    bool stopped = false;
+    poll_on_loop(&loop, [&] {
+        if (!answered) return false;
+        m->stop([&] { stopped = true; });
+        return true;
+    });
+    uv_run(&loop, UV_RUN_DEFAULT);
+    clients.join();
+
+    CHECK(stopped);
+    CHECK(uv_loop_close(&loop) == 0);
+    m.reset();
+
+    CHECK(unknown_answer == "error unknown certificate nosuch\n");
+    CHECK(bad_answer == "error unknown command\n");
+    CHECK(renew_answer.starts_with("error "));
+    CHECK(renew_answer.find("connect to 127.0.0.1") != std::string::npos);
+    CHECK(idle_answer == "");
+
+    // The failure was recorded with a back-off, and the account key was created 0600.
+    auto state = sniroute::acme::read_file(dir / "certs/mail/state.json", 1 << 20);
+    REQUIRE(state.has_value());
+    auto j = nlohmann::json::parse(*state);
+    CHECK(j["failures"].get<int>() >= 1);
+    CHECK(j["next_attempt"].get<int64_t>() > 0);
+    CHECK(j["last_error"].get<std::string>().find("connect to 127.0.0.1") != std::string::npos);
+    struct stat st {};
+    REQUIRE(::stat((dir / "account.key").c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+}
+
+TEST_CASE("Manager: stop() right after start() and stop() of a manager that never started") {
+    acme_test::TempDir dir;
+    uv_loop_t loop;
+    REQUIRE(uv_loop_init(&loop) == 0);
+    sniroute::http::MemoryTokenStore tokens;
+    bool stopped = false;
+    {
+        Manager m(&loop, snapshot(dir.path()), tokens);
+        m.start();
+        m.stop([&] { stopped = true; });
+        uv_run(&loop, UV_RUN_DEFAULT);
+        CHECK(stopped);
+    }
+    stopped = false;
+    {
+        Manager m(&loop, snapshot(dir.path()), tokens);
+        m.stop([&] { stopped = true; });
+        CHECK(stopped);  // nothing open: done at once
+        uv_run(&loop, UV_RUN_DEFAULT);
+    }
+    CHECK(uv_loop_close(&loop) == 0);
+}
+
+}  // TEST_SUITE
