@@ -299,6 +299,13 @@ Task<void> Manager::run() {
         const config::Certificate& c = *next;
         CertState& st = states[c.name];
         forced_[c.name] = false;
+        // Requests that asked for this renewal get its result; ones that arrive while it runs
+        // set forced_ again and are answered by the next one, which starts right after.
+        std::vector<uv_stream_t*> answering;
+        if (auto it = waiting_.find(c.name); it != waiting_.end()) {
+            answering = std::move(it->second);
+            waiting_.erase(it);
+        }
         core::log_info("acme_renewing").kv("certificate", c.name).kv("domains", static_cast<uint64_t>(c.domains.size()));
         std::string failure;
         uint64_t retry_after = 0;
@@ -336,11 +343,7 @@ Task<void> Manager::run() {
             result = "error " + failure;
         }
         save(snap->config(), c, st);
-        if (auto it = waiting_.find(c.name); it != waiting_.end()) {
-            std::vector<uv_stream_t*> conns = std::move(it->second);
-            waiting_.erase(it);
-            for (auto* s : conns) reply(s, result);
-        }
+        for (auto* conn : answering) reply(conn, result);
     }
 }
 
@@ -406,7 +409,10 @@ Task<void> Manager::deploy(const config::Certificate& c) {
             core::LogLine line(r.ok() ? core::Level::Info : core::Level::Error, r.ok() ? "deploy" : "deploy_failed");
             line.kv("certificate", c.name).kv("command", cmd).kv("attempt", attempt).kv("exit", r.exit_status);
             if (r.timed_out) line.kv("error", "timed out");
-            if (!r.output.empty()) line.kv("output", r.output);
+            // Commands end their output with a newline; the log line has its own.
+            std::string_view out = r.output;
+            while (!out.empty() && (out.back() == '\n' || out.back() == '\r' || out.back() == ' ')) out.remove_suffix(1);
+            if (!out.empty()) line.kv("output", out);
             line.emit();
             if (r.ok()) break;
             if (attempt >= kDeployAttempts || cancel_.cancelled())
