@@ -33,6 +33,13 @@ struct ListenSocket {
     int fd = -1;
 };
 
+// A kernel pipe for splice(2), with both ends non-blocking.
+struct KernelPipe {
+    int r = -1;
+    int w = -1;
+    size_t capacity = 0;
+};
+
 // State all workers share: read-mostly, or atomic.
 struct Shared {
     std::atomic<uint32_t> connections{0};
@@ -67,6 +74,11 @@ public:
     // The loop's single read buffer: every read is consumed or copied before the next one, so
     // one buffer serves all connections and an idle connection holds none.
     char* read_buffer() { return read_buf_.get(); }
+    // Spliced transfers borrow their pipes from the loop, which keeps empty ones for the next
+    // transfer (HAProxy's pipe pool): once warm, splicing costs no pipe2, fcntl or close.
+    // take_pipe() fails only when no pipe can be made (descriptor limit); the caller then copies.
+    bool take_pipe(KernelPipe& out);
+    void give_pipe(KernelPipe& p, bool empty);  // a pipe that may hold bytes is closed, not kept
     void attach(proxy::Session* s);
     void detach(proxy::Session* s);
     uint64_t accepted() const { return accepted_; }
@@ -94,6 +106,7 @@ private:
     uv_async_t async_{};
     uv_timer_t drain_timer_{};
     std::unique_ptr<char[]> read_buf_;
+    std::vector<KernelPipe> idle_pipes_;
     std::vector<ListenHandle*> listeners_;
 
     // Intrusive list of live sessions, so a drain timeout can close them all.

@@ -1,9 +1,12 @@
 #include "proxy/session.hpp"
 
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <iterator>
 #include <new>
 
 #include "core/log.hpp"
@@ -13,6 +16,10 @@
 namespace sniroute::proxy {
 
 namespace {
+
+// A direction switches from read+write to splice(2) once it has carried this much, as HAProxy's
+// splice-auto does: short exchanges never pay for the pipe and the extra descriptors.
+constexpr uint64_t kSpliceAfter = 64 * 1024;
 
 // A v2 header may carry TLVs up to 64 KiB; real balancers send a few hundred bytes. Anything
 // past this is not a balancer we want to trust.
@@ -32,19 +39,10 @@ const char* sys_error(int err) { return uv_strerror(uv_translate_sys_error(err))
 }  // namespace
 
 const char* to_string(Outcome o) {
-    switch (o) {
-        case Outcome::Ok: return "ok";
-        case Outcome::Timeout: return "timeout";
-        case Outcome::Refused: return "refused";
-        case Outcome::NoRoute: return "no_route";
-        case Outcome::BackendDown: return "backend_down";
-        case Outcome::Reset: return "reset";
-        case Outcome::BadHello: return "bad_hello";
-        case Outcome::BadProxyHeader: return "bad_proxy_header";
-        case Outcome::Aborted: return "aborted";
-        case Outcome::Error: return "error";
-    }
-    return "?";
+    static constexpr const char* kNames[] = {"ok",        "timeout",   "refused",          "no_route", "backend_down",
+                                             "reset",     "bad_hello", "bad_proxy_header", "aborted",  "error"};
+    auto i = static_cast<size_t>(o);
+    return i < std::size(kNames) ? kNames[i] : "?";
 }
 
 int Session::fd_of(uv_tcp_t* t) {
@@ -86,6 +84,8 @@ Session::Session(core::Worker& w, size_t li)
 }
 
 Session::~Session() {
+    for (Pipe* p : {&up_, &down_})
+        if (p->splice) w_.give_pipe(p->splice->pipe, p->splice->queued == 0);
     if (counted_) w_.shared().connections.fetch_sub(1, std::memory_order_relaxed);
     w_.detach(this);
 }
@@ -177,30 +177,33 @@ void Session::on_client_read(uv_stream_t* st, ssize_t n, const uv_buf_t* buf) no
         s->head_.append(buf->base, static_cast<size_t>(n));
         return s->stop_reading(s->up_);
     }
-    if (n < 0) {
-        if (n == UV_EOF) return s->pipe_eof(s->up_);
-        // A reset travels as a reset: the backend sees RST, not a clean FIN.
-        if (s->upstream_open_) s->upstream_open_ = !s->reset_peer(&s->upstream_);
-        return s->close(Outcome::Reset, "client reset");
-    }
-    s->up_.bytes += static_cast<size_t>(n);
-    s->last_activity_ms_ = uv_now(s->w_.loop());
-    uv_buf_t b = uv_buf_init(buf->base, static_cast<unsigned>(n));
-    s->send(s->up_, &b, 1);
+    s->relay(s->up_, n, buf);
 }
 
 void Session::on_upstream_read(uv_stream_t* st, ssize_t n, const uv_buf_t* buf) noexcept {
     auto* s = static_cast<Session*>(st->data);
     if (s->closing_ || n == 0) return;
-    if (n < 0) {
-        if (n == UV_EOF) return s->pipe_eof(s->down_);
-        s->reset_peer(&s->client_);
-        return s->close(Outcome::Reset, "backend reset");
-    }
-    s->down_.bytes += static_cast<size_t>(n);
-    s->last_activity_ms_ = uv_now(s->w_.loop());
+    s->relay(s->down_, n, buf);
+}
+
+void Session::relay(Pipe& p, ssize_t n, const uv_buf_t* buf) {
+    if (n == UV_EOF) return pipe_eof(p);
+    if (n < 0) return from_reset(p);
+    p.bytes += static_cast<size_t>(n);
+    last_activity_ms_ = uv_now(w_.loop());
     uv_buf_t b = uv_buf_init(buf->base, static_cast<unsigned>(n));
-    s->send(s->down_, &b, 1);
+    if (send(p, &b, 1) && !p.pending && p.bytes >= kSpliceAfter && !p.splice) start_splice(p);
+}
+
+// p.from reset its connection. A reset travels on as a reset: the other side sees RST, not a
+// clean FIN.
+void Session::from_reset(Pipe& p) {
+    if (&p == &up_) {
+        if (upstream_open_) upstream_open_ = !reset_peer(&upstream_);
+        return close(Outcome::Reset, "client reset");
+    }
+    reset_peer(&client_);
+    close(Outcome::Reset, "backend reset");
 }
 
 // Closes `t` with an RST (SO_LINGER 0), also when we already passed a FIN on to it: the peer
@@ -284,21 +287,20 @@ void Session::refuse(Outcome o, const char* why, uint8_t tls_alert) {
     // Only speak TLS to a client that spoke TLS first; a plain-text client just gets closed.
     // (The parser is gone once a hello was parsed: that client spoke TLS.)
     if (listener_.protocol == config::Protocol::Tls && phase_ == Phase::Peek &&
-        (!hello_ || hello_->status() != tls::ParseStatus::NotTls)) {
-        char alert[7] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, static_cast<char>(tls_alert)};
-        uv_buf_t b = uv_buf_init(alert, sizeof alert);
-        uv_try_write(S(&client_), &b, 1);
-    }
+        (!hello_ || hello_->status() != tls::ParseStatus::NotTls))
+        send_alert(tls_alert);
     close(o, why);
+}
+
+void Session::send_alert(uint8_t description) {
+    char alert[7] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, static_cast<char>(description)};
+    uv_buf_t b = uv_buf_init(alert, sizeof alert);
+    uv_try_write(S(&client_), &b, 1);
 }
 
 void Session::connect_next() {
     if (server_idx_ >= backend_->servers.size()) {
-        if (listener_.protocol == config::Protocol::Tls) {
-            char alert[7] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, static_cast<char>(kAlertInternalError)};
-            uv_buf_t b = uv_buf_init(alert, sizeof alert);
-            uv_try_write(S(&client_), &b, 1);
-        }
+        if (listener_.protocol == config::Protocol::Tls) send_alert(kAlertInternalError);
         return close(Outcome::BackendDown, why_ ? why_ : "no server reachable");
     }
     const core::SocketAddress& addr = backend_->servers[server_idx_];
@@ -340,15 +342,8 @@ void Session::connect_failed(const char* why) {
 
 void Session::on_upstream_retry_closed(uv_handle_t* h) noexcept {
     auto* s = static_cast<Session*>(h->data);
-    --s->pending_closes_;
-    if (s->closing_) {
-        if (s->pending_closes_ == 0) {
-            s->log_close();
-            delete s;
-        }
-        return;
-    }
-    s->connect_next();
+    if (--s->pending_closes_ == 0 && s->closing_) return s->finish();
+    if (!s->closing_) s->connect_next();
 }
 
 void Session::start_relay() {
@@ -382,14 +377,11 @@ void Session::start_relay() {
 // it is written: one bounded buffer per direction is the whole of backpressure. Returns false
 // when the session was closed.
 bool Session::send(Pipe& p, const uv_buf_t* bufs, unsigned nbufs) {
-    iovec iov[2];
     size_t total = 0;
-    for (unsigned i = 0; i < nbufs; ++i) {
-        iov[i] = {bufs[i].base, bufs[i].len};
-        total += bufs[i].len;
-    }
+    for (unsigned i = 0; i < nbufs; ++i) total += bufs[i].len;
     msghdr msg{};
-    msg.msg_iov = iov;
+    // libuv defines uv_buf_t on Unix to be laid out as struct iovec, for exactly this use.
+    msg.msg_iov = reinterpret_cast<iovec*>(const_cast<uv_buf_t*>(bufs));
     msg.msg_iovlen = nbufs;
     ssize_t n;
     do n = ::sendmsg(fd_of(p.to), &msg, MSG_NOSIGNAL);
@@ -443,11 +435,111 @@ void Session::on_write(uv_write_t* req, int status) noexcept {
 void Session::pipe_eof(Pipe& p) {
     p.eof = true;
     stop_reading(p);
-    if (p.pending || p.shut) return;
+    if (p.pending || p.shut || (p.splice && p.splice->queued > 0)) return;
     const Pipe& other = &p == &up_ ? down_ : up_;
     if (other.shut) return close(Outcome::Ok);
     if (::shutdown(fd_of(p.to), SHUT_WR) != 0) return close(Outcome::Ok);
     p.shut = true;
+}
+
+// --- Splicing -------------------------------------------------------------------------------
+//
+// Copying dominates a long transfer: every byte goes socket -> our buffer -> socket. splice(2)
+// moves it socket -> kernel pipe -> socket as page references instead. The pipe is the
+// direction's one bounded buffer, so backpressure, half-close, resets and the idle deadline
+// work as on the copying path: `from` is not read while the pipe holds bytes `to` cannot take,
+// EOF goes on through pipe_eof() once the pipe is empty, errors end the session the same way.
+
+Session::Splice::~Splice() {
+    for (int fd : {in_fd, out_fd})
+        if (fd >= 0) ::close(fd);
+}
+
+// Everything read so far has been written (no pending write), so the pipe only ever holds
+// bytes that come after them. Any failure leaves the direction on read and write.
+void Session::start_splice(Pipe& p) {
+    p.splice = std::make_unique<Splice>();
+    Splice& sp = *p.splice;
+    if (!w_.take_pipe(sp.pipe)) return;
+    sp.in_fd = ::fcntl(fd_of(p.from), F_DUPFD_CLOEXEC, 0);
+    sp.out_fd = ::fcntl(fd_of(p.to), F_DUPFD_CLOEXEC, 0);
+    if (sp.in_fd < 0 || sp.out_fd < 0 || uv_poll_init(w_.loop(), &sp.in, sp.in_fd) != 0) return;
+    sp.in.data = this;
+    sp.in_open = true;
+    if (uv_poll_init(w_.loop(), &sp.out, sp.out_fd) != 0) {
+        sp.in_open = false;
+        ++pending_closes_;
+        return uv_close(H(&sp.in), on_close);
+    }
+    sp.out.data = this;
+    sp.out_open = true;
+    stop_reading(p);
+    splice_pump(p);
+}
+
+void Session::on_splice_io(uv_poll_t* h, int status, int) noexcept {
+    auto* s = static_cast<Session*>(h->data);
+    if (s->closing_) return;
+    Splice* up = s->up_.splice.get();
+    Pipe& p = up && (h == &up->in || h == &up->out) ? s->up_ : s->down_;
+    bool in = h == &p.splice->in;
+    // EPOLLERR: libuv has stopped the handle. splice() reads what arrived before the error and
+    // then reports it; if it does not, the socket is failed all the same.
+    if (status < 0) (in ? p.splice->polling_in : p.splice->polling_out) = false;
+    s->splice_pump(p);
+    if (status < 0 && !s->closing_) in ? s->from_reset(p) : s->close(Outcome::Reset, uv_strerror(status));
+}
+
+void Session::splice_pump(Pipe& p) {
+    Splice& sp = *p.splice;
+    constexpr unsigned kFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
+    // A bounded number of rounds per wake-up, as libuv reads a stream a bounded number of times
+    // per event, so that one fast transfer cannot starve the other connections of the loop.
+    for (int round = 0; round < 16; ++round) {
+        while (sp.queued > 0) {
+            ssize_t m = ::splice(sp.pipe.r, nullptr, sp.out_fd, nullptr, sp.queued, kFlags);
+            if (m > 0) {
+                sp.queued -= static_cast<size_t>(m);
+            } else if (m < 0 && errno == EAGAIN) {
+                return splice_wait(p, SpliceWait::Writable);
+            } else if (m < 0 && errno != EINTR) {
+                return close(Outcome::Reset, sys_error(errno));
+            } else if (m == 0) {
+                return close(Outcome::Error, "splice to the peer made no progress");
+            }
+        }
+        if (p.eof) {
+            splice_wait(p, SpliceWait::Nothing);
+            return pipe_eof(p);
+        }
+        ssize_t n = ::splice(sp.in_fd, nullptr, sp.pipe.w, nullptr, sp.pipe.capacity, kFlags);
+        if (n > 0) {
+            sp.queued = static_cast<size_t>(n);
+            p.bytes += static_cast<size_t>(n);
+            last_activity_ms_ = uv_now(w_.loop());
+        } else if (n == 0) {
+            p.eof = true;
+        } else if (errno == EAGAIN) {
+            return splice_wait(p, SpliceWait::Readable);
+        } else if (errno != EINTR) {
+            return from_reset(p);
+        }
+    }
+    splice_wait(p, SpliceWait::Readable);
+}
+
+// Watches for what the direction waits on, and nothing else: `from` at EOF or `to` writable
+// would otherwise wake the loop for as long as they stay so (the polls are level-triggered).
+void Session::splice_wait(Pipe& p, SpliceWait w) {
+    Splice& sp = *p.splice;
+    auto set = [&](uv_poll_t* h, bool& polling, bool want, int events) {
+        if (want == polling || closing_) return;
+        int r = want ? uv_poll_start(h, events, on_splice_io) : uv_poll_stop(h);
+        if (r != 0) return close(Outcome::Error, uv_strerror(r));
+        polling = want;
+    };
+    set(&sp.in, sp.polling_in, w == SpliceWait::Readable, UV_READABLE);
+    set(&sp.out, sp.polling_out, w == SpliceWait::Writable, UV_WRITABLE);
 }
 
 void Session::on_timer(uv_timer_t* t) noexcept {
@@ -483,24 +575,28 @@ void Session::close(Outcome o, const char* why) {
         ++pending_closes_;
         uv_close(h, on_close);
     };
+    for (Pipe* p : {&up_, &down_}) {
+        if (!p->splice) continue;
+        if (p->splice->in_open) close_one(H(&p->splice->in));
+        if (p->splice->out_open) close_one(H(&p->splice->out));
+    }
     close_one(H(&client_));
     close_one(H(&timer_));
     if (upstream_open_) {
         upstream_open_ = false;
         close_one(H(&upstream_));
     }
-    if (pending_closes_ == 0) {
-        log_close();
-        delete this;
-    }
+    if (pending_closes_ == 0) finish();
 }
 
 void Session::on_close(uv_handle_t* h) noexcept {
     auto* s = static_cast<Session*>(h->data);
-    if (--s->pending_closes_ == 0 && s->closing_) {
-        s->log_close();
-        delete s;
-    }
+    if (--s->pending_closes_ == 0 && s->closing_) s->finish();
+}
+
+void Session::finish() {
+    log_close();
+    delete this;
 }
 
 void Session::log_close() {

@@ -14,13 +14,10 @@
 #include <string>
 
 #include "core/address.hpp"
+#include "core/worker.hpp"
 #include "http/request_head.hpp"
 #include "route/router.hpp"
 #include "tls/client_hello.hpp"
-
-namespace sniroute::core {
-class Worker;
-}
 
 namespace sniroute::proxy {
 
@@ -65,12 +62,32 @@ private:
         };
     };
 
+    // A direction relayed with splice(2): socket -> kernel pipe -> socket, never through our
+    // memory. libuv watches a descriptor through one handle only, so the two polls watch dup()s
+    // of the sockets. Made once a direction has carried kSpliceAfter bytes; `in_open` false
+    // means splicing could not be set up and the direction stays on read and write.
+    struct Splice {
+        uv_poll_t in{};   // readable on in_fd, a dup of the direction's `from`
+        uv_poll_t out{};  // writable on out_fd, a dup of `to`, only while `to` is full
+        bool in_open = false;  // initialised and not yet handed to uv_close
+        bool out_open = false;
+        bool polling_in = false;
+        bool polling_out = false;
+        int in_fd = -1, out_fd = -1;
+        core::KernelPipe pipe;  // borrowed from the worker, given back by ~Session
+        size_t queued = 0;      // bytes in the kernel pipe, not yet written to `to`
+        ~Splice();              // closes the two dups
+    };
+    enum class SpliceWait { Readable, Writable, Nothing };
+
     // One direction of the relay. Bytes go from `from` to `to`; while the peer cannot take
-    // them they wait in `pending`, and `from` is not read until they are written.
+    // them they wait in `pending` (or in the kernel pipe of `splice`), and `from` is not read
+    // until they are written.
     struct Pipe {
         uv_tcp_t* from = nullptr;
         uv_tcp_t* to = nullptr;
         std::unique_ptr<PendingWrite, PendingWrite::Free> pending;
+        std::unique_ptr<Splice> splice;
         bool eof = false;   // `from` sent FIN
         bool shut = false;  // FIN passed on to `to`
         bool reading = false;
@@ -104,17 +121,25 @@ private:
 
     void start();
     void close(Outcome o, const char* why = nullptr);
+    void finish();  // after the last close callback: log, then delete
     void on_head_bytes(const char* data, size_t n);
     void after_proxy_header();
     void on_peek_bytes();
     void route_and_connect(std::string_view name);
     void connect_to(const config::Backend* backend);
     void refuse(Outcome o, const char* why, uint8_t tls_alert);
+    void send_alert(uint8_t description);
     void connect_next();
     void connect_failed(const char* why);
     void start_relay();
+    void relay(Pipe& p, ssize_t n, const uv_buf_t* buf);
     bool send(Pipe& p, const uv_buf_t* bufs, unsigned nbufs);
+    void from_reset(Pipe& p);
     void pipe_eof(Pipe& p);
+    void start_splice(Pipe& p);
+    void splice_pump(Pipe& p);
+    void splice_wait(Pipe& p, SpliceWait w);
+    static void on_splice_io(uv_poll_t* h, int status, int events) noexcept;
     bool reset_peer(uv_tcp_t* t);
     static int fd_of(uv_tcp_t* t);  // for the calls we make on a socket directly (see send())
     void arm_timer(uint64_t ms);
