@@ -53,8 +53,8 @@ public:
         uv_timer_start(&timer_, [](uv_timer_t* t) noexcept { static_cast<Conn*>(t->data)->fail("timed out"); },
                        timeout_ms, 0);
         if (cancel_ && cancel_->cancelled()) early_error = "cancelled";
-        if (!early_error.empty()) return fail(std::move(early_error));
-        if (cancel_) cancel_->set_hook([this] { fail("cancelled"); });
+        if (!early_error.empty()) return fail(std::move(early_error), false);
+        if (cancel_) cancel_->set_hook([this] { fail("cancelled", false); });
         // SNI only for names; certificate checks against the name or the IP literal.
         bool is_ip = url_.host.find(':') != std::string::npos ||
                      url_.host.find_first_not_of("0123456789.") == std::string::npos;
@@ -109,7 +109,8 @@ private:
 
     // The handle of a failed attempt is closed before the next uses the same memory.
     void connect_failed(int status) {
-        last_connect_error_ = "connect to " + url_.host + ": " + uv_strerror(status);
+        bool v6 = url_.host.find(':') != std::string::npos;
+        last_connect_error_ = "connect to " + (v6 ? "[" + url_.host + "]" : url_.host) + ":" + url_.port + ": " + uv_strerror(status);
         if (!next_addr_) return fail(last_connect_error_);
         uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), [](uv_handle_t* h) noexcept {
             auto* c = static_cast<Conn*>(h->data);
@@ -281,9 +282,10 @@ private:
         out_->error.clear();
         end();
     }
-    void fail(std::string why) {
+    void fail(std::string why, bool name_request = true) {
         if (done_) return;
-        out_->error = std::move(why);
+        // Name the request: "connection refused" alone does not say which CA or endpoint.
+        out_->error = name_request ? req_.method + " " + req_.url + ": " + why : std::move(why);
         end();
     }
     void end() {

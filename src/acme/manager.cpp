@@ -241,6 +241,16 @@ Task<void> Manager::run() {
                                        std::move(*key), tokens_, cancel_);
     core::log_info("acme_started").kv("directory", acme.directory).kv("certificates", static_cast<uint64_t>(snap_->config().certificates.size()));
 
+    // A kill -9 mid-write leaves temporary files beside the ones we replace. This process is
+    // their only writer and has nothing in flight yet, so any age will do.
+    for (const auto& c : snap_->config().certificates) {
+        std::string dir = acme.storage + "/certs/" + c.name;
+        for (const std::string& f : {c.cert_file, c.key_file, c.cert_file + ".prev", c.key_file + ".prev",
+                                     dir + "/pending.crt", dir + "/pending.key", state_path(snap_->config(), c.name)})
+            remove_stale_temps(f, 0);
+    }
+    remove_stale_temps(key_path, 0);
+
     std::map<std::string, CertState> states;
     while (!cancel_.cancelled()) {
         route::SnapshotPtr snap = snap_;  // this pass works on one config, even across a reload
