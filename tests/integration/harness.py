@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # The socket-level helpers live in peers.py; tests reach everything through this module.
 from peers import (IO_TIMEOUT, ConnRecord, StalledListener, TcpServer, addr, echo, expect_closed,  # noqa: E402,F401
-                   free_port, ipv6_available, pattern_bytes, read_until_eof, recorder, recv_exactly, rss_kib,
+                   free_port, free_ports, ipv6_available, pattern_bytes, read_until_eof, recorder, recv_exactly, rss_kib,
                    sha256, tagged_echo)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -32,7 +32,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 
 
 def _default_bin():
-    for d in ("build-it", "build"):
+    for d in ("build-it", "build-acme", "build"):
         p = os.path.join(REPO, d, "sniroute")
         if os.path.exists(p):
             return p
@@ -68,14 +68,17 @@ def _toml_value(v):
     raise TypeError(f"cannot render {v!r} as TOML")
 
 
-def render_config(global_=None, listeners=(), backends=None):
+def render_config(global_=None, listeners=(), backends=None, acme=None):
     """TOML text for sniroute. `listeners` is a list of dicts (key `routes` is a list of dicts);
-    `backends` maps a name to a dict. drain_timeout defaults to 10s so that a test which leaves
-    a connection open cannot stall its cleanup for the built-in 30s."""
+    `backends` maps a name to a dict; `acme` is a dict for [acme]. drain_timeout defaults to
+    10s so that a test which leaves a connection open cannot stall its cleanup for the built-in
+    30s."""
     g = {"drain_timeout": "10s"}
     g.update(global_ or {})
     out = ["[global]"]
     out += [f"{k} = {_toml_value(v)}" for k, v in g.items()]
+    if acme:
+        out += ["", "[acme]"] + [f"{k} = {_toml_value(v)}" for k, v in acme.items()]
     for l in listeners:
         out += ["", "[[listeners]]"]
         out += [f"{k} = {_toml_value(v)}" for k, v in l.items() if k != "routes"]
@@ -167,11 +170,14 @@ class Sniroute:
         with self.cond:
             return "\n".join(self.lines)
 
-    def events(self, event=None):
+    def events(self, event=None, start=0, **fields):
+        """Parsed events at log index >= start, of type `event` (any if None) with the given
+        field values."""
         with self.cond:
-            lines = list(self.lines)
+            lines = self.lines[start:]
         out = [e for e in map(parse_log_line, lines) if e]
-        return [e for e in out if event is None or e["event"] == event]
+        return [e for e in out if (event is None or e["event"] == event)
+                and all(e.get(k) == str(v) for k, v in fields.items())]
 
     def wait_for(self, pred, timeout=IO_TIMEOUT, what="log line", start=0):
         """The first parsed event at index >= start satisfying pred, waiting up to timeout."""
@@ -203,7 +209,7 @@ class Sniroute:
         """Waits until at least n `event` lines matching fields are logged; returns them."""
         deadline = time.monotonic() + timeout
         while True:
-            got = [e for e in self.events(event) if all(e.get(k) == str(v) for k, v in fields.items())]
+            got = self.events(event, **fields)
             if len(got) >= n:
                 return got
             if time.monotonic() > deadline:
@@ -232,6 +238,7 @@ class Sniroute:
         except subprocess.TimeoutExpired:
             raise AssertionError(f"sniroute did not exit within {timeout}s; log:\n{self.log_text()}")
         self.reader.join(5)
+        self.proc.stderr.close()
         return self.returncode
 
     def stop(self, timeout=STOP_TIMEOUT):

@@ -12,12 +12,38 @@ IO_TIMEOUT = 20.0
 
 # --- addresses ------------------------------------------------------------------------------
 
-def free_port(host="127.0.0.1"):
-    """A port the kernel just handed out for `host`; closed again so the proxy can bind it."""
+def free_port(host="127.0.0.1", udp=False):
+    """A port the kernel just handed out for `host`; closed again so the proxy can bind it.
+    With udp=True the same number is also free for UDP (for a DNS server)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    for _ in range(100):
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if not udp:
+            return port
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as u:
+                u.bind((host, port))
+            return port
+        except OSError:
+            continue
+    raise AssertionError("no free port found")
+
+
+def free_ports(n, host="127.0.0.1"):
+    """n distinct free ports (all held open while choosing, so they differ)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(family, socket.SOCK_STREAM)
+            s.bind((host, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def addr(host, port):
@@ -50,14 +76,17 @@ class ConnRecord:
 
 
 class TcpServer:
-    """A threaded loopback server calling handler(sock, record) for each connection."""
+    """A threaded loopback server calling handler(sock, record) for each connection, on a free
+    port or on `port`."""
 
-    def __init__(self, handler, host="127.0.0.1"):
+    def __init__(self, handler, host="127.0.0.1", port=0):
         self.handler = handler
         self.host = host
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
-        self.sock.bind((host, 0))
+        if port:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
         self.sock.listen(128)
         self.sock.settimeout(0.1)
         self.port = self.sock.getsockname()[1]

@@ -1,7 +1,8 @@
 """Helpers for the built-in ACME client tests (tests/integration/acme).
 
-The Pebble and sniroute plumbing comes from tests/integration/http/acme_harness.py; this module
-adds only what the client tests need on top: Pebble with extra settings (EAB, a domain
+The Pebble and sniroute plumbing comes from tests/integration/http/acme_harness.py (which builds
+on tests/integration/harness.py); this module adds only what the client tests need on top: a
+test base class owning one Pebble per class, Pebble with extra settings (EAB, a domain
 blocklist), a private Dovecot instance, [[certificates]] config rendering, sniroute processes
 that can be killed with SIGKILL, and certificate inspection with openssl.
 
@@ -19,10 +20,12 @@ import socket
 import ssl
 import subprocess
 import sys
-import threading
+import tempfile
 import time
+import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "http"))
 
 import acme_harness as h  # noqa: E402
@@ -30,6 +33,7 @@ from acme_harness import (  # noqa: E402,F401
     BIN, IO_TIMEOUT, READY_TIMEOUT, Background, Pebble, Sniroute, addr, free_port, free_ports, get,
     missing_tools, openssl, parse_log_line, render_config, run_tool, split_pem, tempdir, tool_env,
     verify_chain, wait_tcp, cert_dns_names)
+from harness import TcpServer, _toml_value  # noqa: E402
 
 ISSUE_TIMEOUT = 60.0  # one issuance through sniroute against Pebble; a healthy one takes < 1 s
 
@@ -95,10 +99,6 @@ def eab_example_keys():
 
 # --- sniroute config -------------------------------------------------------------------------
 
-def _toml(v):
-    return h._toml(v)
-
-
 def sniroute_config(http_port, pebble, storage, certificates, tls_listeners=(), backends=None, acme_extra=None,
                     log_format="json"):
     """A config with an http listener on http_port (the port Pebble validates on), optional TLS
@@ -115,20 +115,13 @@ def sniroute_config(http_port, pebble, storage, certificates, tls_listeners=(), 
     listeners += list(tls_listeners)
     text = render_config(global_={"log_format": log_format}, listeners=listeners, backends=backends, acme=acme)
     for c in certificates:
-        text += "\n[[certificates]]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in c.items())
+        text += "\n[[certificates]]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in c.items())
     return text
 
 
 class AcmeSniroute(Sniroute):
-    """Sniroute with what the client tests need: a start that does not wait for 'ready' (to
-    SIGKILL it at any moment), kill -9, event timestamps and the `certs` subcommands."""
-
-    def launch(self):
-        self.proc = subprocess.Popen([BIN, "run", "--config", self.config_path], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-        return self
+    """Sniroute with what the client tests need: kill -9 (start(wait_ready=False) to SIGKILL it
+    at any moment), a liveness check and the `certs` subcommands."""
 
     def kill9(self):
         """SIGKILL and reap; returns once the process is gone and its log fully read."""
@@ -360,42 +353,24 @@ def wait_until(pred, timeout, what, interval=0.05):
 
 # --- a CA that answers garbage ---------------------------------------------------------------
 
-class GarbageHTTPS:
+class GarbageHTTPS(TcpServer):
     """An HTTPS server on a free loopback port, with the certificate the http harness made for
     Pebble's listeners (so sniroute's ca_bundle trusts it), that answers every request with
-    `answer` (raw bytes written after the TLS handshake, HTTP or not). Counts requests."""
+    `answer` (raw bytes written after the TLS handshake, HTTP or not). `requests` holds the
+    request line of each request; count() says how many."""
 
     def __init__(self, cert, key, answer):
         self.answer = answer
         self.requests = []
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(cert, key)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
+        super().__init__(self._handle)
         self.url = f"https://127.0.0.1:{self.port}/dir"
-        self.stopping = False
-        self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
 
-    def _serve(self):
-        self.sock.settimeout(0.2)
-        while not self.stopping:
-            try:
-                c, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._handle, args=(c,), daemon=True).start()
-
-    def _handle(self, c):
-        c.settimeout(IO_TIMEOUT)
+    def _handle(self, c, rec):
         try:
             with self.ctx.wrap_socket(c, server_side=True) as t:
+                rec.sock = t  # so that close() shuts down the TLS socket's descriptor
                 data = b""
                 while b"\r\n\r\n" not in data:
                     b = t.recv(65536)
@@ -411,17 +386,10 @@ class GarbageHTTPS:
                     pass
         except (OSError, ssl.SSLError):
             pass
-        finally:
-            c.close()
 
     def count(self):
         with self.lock:
             return len(self.requests)
-
-    def close(self):
-        self.stopping = True
-        self.sock.close()
-        self.thread.join(5)
 
 
 def http_response(status, body, content_type="application/json", extra=""):
@@ -466,3 +434,71 @@ def dump_logs(testcase, **logs):
         except Exception as e:  # noqa: BLE001 - only for diagnostics
             text = f"(cannot read: {e})"
         sys.stderr.write(f"\n----- {name} (last 6000 chars) -----\n{(text or '')[-6000:]}\n")
+
+
+# --- the test base class ---------------------------------------------------------------------
+
+class PebbleTestCase(unittest.TestCase):
+    """One PebbleCA per test class in a temp dir (tmp_prefix), stopped and removed at the end;
+    per test a short work dir `wd` (control.sock paths must fit sun_path) with an output dir
+    `out` for cert_file/key_file. Every sniroute started with sniroute() is killed if still
+    running after the test; on failure the tail of each one's log, Pebble's log and
+    extra_logs() are printed."""
+
+    tmp_prefix = "sniroute-acme-"
+
+    @classmethod
+    def pebble_extra(cls):
+        """Extra keys for Pebble's config (see PebbleCA)."""
+        return None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempdir(cls.tmp_prefix)
+        cls.http_port, cls.tls_port = free_ports(2)
+        cls.pebble = PebbleCA(cls.tmp.name, cls.http_port, cls.tls_port, extra=cls.pebble_extra())
+        try:
+            cls.pebble.start()
+        except BaseException:
+            cls.pebble.stop()
+            cls.tmp.cleanup()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.pebble.stop()
+        cls.tmp.cleanup()
+
+    def setUp(self):
+        self.wd = tempfile.mkdtemp(prefix="t", dir=self.tmp.name)
+        self.out = os.path.join(self.wd, "out")
+        os.makedirs(self.out)
+        self.cert_file = os.path.join(self.out, "fullchain.pem")
+        self.key_file = os.path.join(self.out, "privkey.pem")
+        self.procs = []
+
+    def tearDown(self):
+        dump_logs(self, **{f"sniroute #{i}": s.log_text for i, s in enumerate(self.procs)},
+                  pebble=self.pebble.pebble.output, **self.extra_logs())
+        for s in self.procs:
+            if s.alive():
+                s.kill()
+
+    def extra_logs(self):
+        """More logs to print when a test fails: name -> text or a callable giving it."""
+        return {}
+
+    def sniroute(self, text, wait_ready=True):
+        """An AcmeSniroute in wd with config `text`, started (waiting for 'ready' unless
+        wait_ready is false) and killed after the test if still running."""
+        s = AcmeSniroute(self.wd, text)
+        self.procs.append(s)
+        return s.start(wait_ready)
+
+    def garbage_ca(self, answer):
+        """A GarbageHTTPS answering `answer`, with Pebble's listener certificate; closed after
+        the test."""
+        g = GarbageHTTPS(os.path.join(self.tmp.name, "listener.pem"), os.path.join(self.tmp.name, "listener.key"),
+                         answer)
+        self.addCleanup(g.close)
+        return g

@@ -5,7 +5,6 @@ certificate already installed left in place."""
 import os
 import stat
 import sys
-import tempfile
 import time
 import unittest
 
@@ -21,39 +20,12 @@ OBSERVE_S = 3.0  # how long a failing client is watched for retries
 
 
 @unittest.skipIf(ah.missing_tools(*TOOLS), f"missing {ah.missing_tools(*TOOLS)}")
-class CaFailureTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = ah.tempdir("sniroute-acme-cafail-")
-        cls.http_port, cls.tls_port = ah.free_ports(2)
-        cls.pebble = ah.PebbleCA(cls.tmp.name, cls.http_port, cls.tls_port, extra={"domainBlocklist": [BLOCKED]})
-        try:
-            cls.pebble.start()
-        except BaseException:
-            cls.pebble.stop()
-            cls.tmp.cleanup()
-            raise
+class CaFailureTest(ah.PebbleTestCase):
+    tmp_prefix = "sniroute-acme-cafail-"
 
     @classmethod
-    def tearDownClass(cls):
-        cls.pebble.stop()
-        cls.tmp.cleanup()
-
-    def setUp(self):
-        self.wd = tempfile.mkdtemp(prefix="t", dir=self.tmp.name)
-        self.out = os.path.join(self.wd, "out")
-        os.makedirs(self.out)
-        self.cert_file = os.path.join(self.out, "fullchain.pem")
-        self.key_file = os.path.join(self.out, "privkey.pem")
-        self.s = None
-        self.garbage = None
-
-    def tearDown(self):
-        ah.dump_logs(self, sniroute=self.s.log_text if self.s else "", pebble=self.pebble.pebble.output)
-        if self.s is not None and self.s.alive():
-            self.s.kill()
-        if self.garbage is not None:
-            self.garbage.close()
+    def pebble_extra(cls):
+        return {"domainBlocklist": [BLOCKED]}
 
     def cert(self, domains):
         return [{"name": "fail", "domains": domains, "cert_file": self.cert_file, "key_file": self.key_file}]
@@ -63,8 +35,7 @@ class CaFailureTest(unittest.TestCase):
         http_port = http_port or ah.free_port()
         text = ah.sniroute_config(http_port, {"directory": directory, "ca_bundle": self.pebble.listener_ca},
                                   os.path.join(self.wd, "storage"), self.cert(["fail.test"]))
-        self.s = ah.AcmeSniroute(self.wd, text).start()
-        return self.s, http_port
+        return self.sniroute(text), http_port
 
     def assert_fails_and_backs_off(self, s, http_port, *words):
         """One acme_failed with a clear error and retry_in_s > 0; then no further attempt for
@@ -100,37 +71,29 @@ class CaFailureTest(unittest.TestCase):
         self.assertEqual(s.stop(), 0)
 
     def test_directory_answers_non_json(self):
-        self.garbage = ah.GarbageHTTPS(os.path.join(self.tmp.name, "listener.pem"),
-                                       os.path.join(self.tmp.name, "listener.key"),
-                                       ah.http_response(200, "<html>this is not an ACME directory</html>",
-                                                        "text/html"))
-        s, http_port = self.start_against(self.garbage.url)
+        garbage = self.garbage_ca(ah.http_response(200, "<html>this is not an ACME directory</html>", "text/html"))
+        s, http_port = self.start_against(garbage.url)
         self.assert_fails_and_backs_off(s, http_port, "invalid JSON", "directory")
-        self.assertEqual(self.garbage.count(), 1, f"requests: {self.garbage.requests}")
+        self.assertEqual(garbage.count(), 1, f"requests: {garbage.requests}")
         self.assertEqual(s.stop(), 0)
 
     def test_directory_json_without_endpoints(self):
-        self.garbage = ah.GarbageHTTPS(os.path.join(self.tmp.name, "listener.pem"),
-                                       os.path.join(self.tmp.name, "listener.key"),
-                                       ah.http_response(200, '{"meta": {}, "newNonce": 7}'))
-        s, http_port = self.start_against(self.garbage.url)
+        garbage = self.garbage_ca(ah.http_response(200, '{"meta": {}, "newNonce": 7}'))
+        s, http_port = self.start_against(garbage.url)
         self.assert_fails_and_backs_off(s, http_port, "newNonce", "newAccount", "newOrder")
         self.assertEqual(s.stop(), 0)
 
     def test_directory_answers_non_http_bytes(self):
-        self.garbage = ah.GarbageHTTPS(os.path.join(self.tmp.name, "listener.pem"),
-                                       os.path.join(self.tmp.name, "listener.key"),
-                                       b"\x00\xffSSH-2.0-garbage\r\n" + bytes(range(256)) * 4)
-        s, http_port = self.start_against(self.garbage.url)
+        garbage = self.garbage_ca(b"\x00\xffSSH-2.0-garbage\r\n" + bytes(range(256)) * 4)
+        s, http_port = self.start_against(garbage.url)
         self.assert_fails_and_backs_off(s, http_port, "http", "response", "malformed", "invalid", "parse")
         self.assertEqual(s.stop(), 0)
 
     def test_directory_server_error_with_problem(self):
-        self.garbage = ah.GarbageHTTPS(
-            os.path.join(self.tmp.name, "listener.pem"), os.path.join(self.tmp.name, "listener.key"),
+        garbage = self.garbage_ca(
             ah.http_response(503, '{"type":"urn:ietf:params:acme:error:serverInternal","detail":"down for repairs"}',
                              "application/problem+json", "Retry-After: 120\r\n"))
-        s, http_port = self.start_against(self.garbage.url)
+        s, http_port = self.start_against(garbage.url)
         e = self.assert_fails_and_backs_off(s, http_port, "down for repairs")
         self.assertGreaterEqual(int(e["retry_in_s"]), 120, f"Retry-After: 120 not honoured: {e}")
         self.assertEqual(s.stop(), 0)
@@ -138,7 +101,7 @@ class CaFailureTest(unittest.TestCase):
     def test_refused_order_keeps_old_certificate(self):
         text = ah.sniroute_config(self.http_port, self.pebble, os.path.join(self.wd, "storage"),
                                   self.cert(["www.refuse.test"]))
-        s = self.s = ah.AcmeSniroute(self.wd, text).start()
+        s = self.sniroute(text)
         s.wait_event("acme_installed", ah.ISSUE_TIMEOUT, certificate="fail")
         with open(self.cert_file, "rb") as f:
             old_cert = f.read()

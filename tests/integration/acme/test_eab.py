@@ -5,7 +5,6 @@
 import base64
 import os
 import sys
-import tempfile
 import unittest
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
@@ -17,45 +16,19 @@ SKIP = ah.missing_tools(*TOOLS) or ([] if os.path.exists(ah.EAB_EXAMPLE) else [a
 
 
 @unittest.skipIf(SKIP, f"missing {SKIP}")
-class EabTest(unittest.TestCase):
+class EabTest(ah.PebbleTestCase):
+    tmp_prefix = "sniroute-acme-eab-"
+
     @classmethod
-    def setUpClass(cls):
-        cls.tmp = ah.tempdir("sniroute-acme-eab-")
+    def pebble_extra(cls):
         cls.keys = ah.eab_example_keys()
-        cls.http_port, cls.tls_port = ah.free_ports(2)
-        cls.pebble = ah.PebbleCA(cls.tmp.name, cls.http_port, cls.tls_port,
-                                 extra={"externalAccountBindingRequired": True, "externalAccountMACKeys": cls.keys})
-        try:
-            cls.pebble.start()
-        except BaseException:
-            cls.pebble.stop()
-            cls.tmp.cleanup()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.pebble.stop()
-        cls.tmp.cleanup()
-
-    def setUp(self):
-        self.wd = tempfile.mkdtemp(prefix="t", dir=self.tmp.name)
-        self.out = os.path.join(self.wd, "out")
-        os.makedirs(self.out)
-        self.cert_file = os.path.join(self.out, "fullchain.pem")
-        self.key_file = os.path.join(self.out, "privkey.pem")
-        self.s = None
-
-    def tearDown(self):
-        ah.dump_logs(self, sniroute=self.s.log_text if self.s else "", pebble=self.pebble.pebble.output)
-        if self.s is not None and self.s.alive():
-            self.s.kill()
+        return {"externalAccountBindingRequired": True, "externalAccountMACKeys": cls.keys}
 
     def start(self, eab):
         text = ah.sniroute_config(self.http_port, self.pebble, os.path.join(self.wd, "storage"),
                                   [{"name": "eab", "domains": ["eab.test", "www.eab.test"],
                                     "cert_file": self.cert_file, "key_file": self.key_file}], acme_extra=eab)
-        self.s = ah.AcmeSniroute(self.wd, text).start()
-        return self.s
+        return self.sniroute(text)
 
     def assert_failed_cleanly(self, s, *words):
         e = s.wait_event("acme_failed", ah.ISSUE_TIMEOUT, certificate="eab")

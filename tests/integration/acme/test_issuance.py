@@ -9,7 +9,6 @@ import os
 import random
 import stat
 import sys
-import tempfile
 import threading
 import time
 import unittest
@@ -22,48 +21,17 @@ TOOLS = ("pebble", "pebble-challtestsrv", "openssl")
 
 
 @unittest.skipIf(ah.missing_tools(*TOOLS), f"missing {ah.missing_tools(*TOOLS)}")
-class IssuanceTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = ah.tempdir("sniroute-acme-issue-")
-        cls.http_port, cls.tls_port = ah.free_ports(2)
-        cls.pebble = ah.PebbleCA(cls.tmp.name, cls.http_port, cls.tls_port)
-        try:
-            cls.pebble.start()
-        except BaseException:
-            cls.pebble.stop()
-            cls.tmp.cleanup()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.pebble.stop()
-        cls.tmp.cleanup()
+class IssuanceTest(ah.PebbleTestCase):
+    tmp_prefix = "sniroute-acme-issue-"
 
     def setUp(self):
-        self.wd = tempfile.mkdtemp(prefix="t", dir=self.tmp.name)  # short: control.sock path
-        self.out = os.path.join(self.wd, "out")
-        os.makedirs(self.out)
+        super().setUp()
         self.storage = os.path.join(self.wd, "storage")
-        self.procs = []
-
-    def tearDown(self):
-        ah.dump_logs(self, **{f"sniroute #{i}": s.log_text for i, s in enumerate(self.procs)},
-                     pebble=self.pebble.pebble.output)
-        for s in self.procs:
-            if s.alive():
-                s.kill()
 
     def config(self, name, domains, **cert):
-        c = {"name": name, "domains": domains, "cert_file": os.path.join(self.out, "fullchain.pem"),
-             "key_file": os.path.join(self.out, "privkey.pem")}
+        c = {"name": name, "domains": domains, "cert_file": self.cert_file, "key_file": self.key_file}
         c.update(cert)
         return ah.sniroute_config(self.http_port, self.pebble, self.storage, [c])
-
-    def sniroute(self, text, wait_ready=True):
-        s = ah.AcmeSniroute(self.wd, text)
-        self.procs.append(s)
-        return s.start() if wait_ready else s.launch()
 
     def stop(self, s):
         rc = s.stop()
@@ -73,7 +41,7 @@ class IssuanceTest(unittest.TestCase):
 
     def test_issue_then_forced_renewal(self):
         domains = ["www.issue.test", "mail.issue.test"]
-        cert_file, key_file = os.path.join(self.out, "fullchain.pem"), os.path.join(self.out, "privkey.pem")
+        cert_file, key_file = self.cert_file, self.key_file
         started = time.monotonic()
         s = self.sniroute(self.config("site", domains))
         installed = s.wait_event("acme_installed", ah.ISSUE_TIMEOUT, certificate="site")
@@ -165,7 +133,7 @@ class IssuanceTest(unittest.TestCase):
         self.stop(s)
 
     def test_settle_delays_install(self):
-        cert_file = os.path.join(self.out, "fullchain.pem")
+        cert_file = self.cert_file
         s = self.sniroute(self.config("settle", ["settle.test"], settle="3s"))
         issued = s.wait_event("acme_issued", ah.ISSUE_TIMEOUT, certificate="settle")
         settling = s.wait_event("acme_settling", 5, certificate="settle")
@@ -186,7 +154,7 @@ class IssuanceTest(unittest.TestCase):
 
     def test_kill9_while_settling_then_resume(self):
         name, domains = "crash", ["crash.test", "www.crash.test"]
-        cert_file, key_file = os.path.join(self.out, "fullchain.pem"), os.path.join(self.out, "privkey.pem")
+        cert_file, key_file = self.cert_file, self.key_file
         s = self.sniroute(self.config(name, domains, settle="20s"))
         issued = s.wait_event("acme_issued", ah.ISSUE_TIMEOUT, certificate=name)
         s.wait_event("acme_settling", 5, certificate=name)
@@ -215,7 +183,7 @@ class IssuanceTest(unittest.TestCase):
     def pair_state(self, name):
         """What a kill -9 left at cert_file/key_file: 'no-cert', 'match', 'window' (see below),
         or a description of a broken state."""
-        cert_file, key_file = os.path.join(self.out, "fullchain.pem"), os.path.join(self.out, "privkey.pem")
+        cert_file, key_file = self.cert_file, self.key_file
         if not os.path.exists(cert_file):
             return "no-cert"
         p = ah.complete_chain_problem(cert_file)
@@ -244,16 +212,14 @@ class IssuanceTest(unittest.TestCase):
         state two renames cannot avoid (see pair_state) without ordering again."""
         seed = int(os.environ.get("SNIROUTE_ACME_SEED") or time.time())
         rng = random.Random(seed)
-        cert_file, key_file = os.path.join(self.out, "fullchain.pem"), os.path.join(self.out, "privkey.pem")
+        cert_file, key_file = self.cert_file, self.key_file
         phases, problems, windows = [], [], 0
         for i in range(16):
             # A new name each round: the certificate on disk never covers it, so every start
             # orders at once (round 0 a first issuance, the others replacements).
             domains = ["loop.test", f"r{i}.loop.test"]
             text = self.config("loop", domains)
-            s = ah.AcmeSniroute(self.wd, text)
-            self.procs.append(s)
-            s.launch()
+            s = self.sniroute(text, wait_ready=False)
             if i < 8:
                 delay = rng.uniform(0.0, 0.3)
                 time.sleep(delay)

@@ -1,8 +1,8 @@
 """Helpers for the port-80 front and ACME integration tests (tests/integration/http).
 
-Self-contained on purpose (the shared tests/integration/harness.py is still moving): it starts
-the real sniroute binary on free loopback ports with a temp config, runs Pebble and
-pebble-challtestsrv as a private CA, and drives certbot, lego, openssl and raw sockets.
+Builds on the shared tests/integration/harness.py (the binary, free ports, config rendering,
+the Sniroute process wrapper, log parsing) and peers.py (threaded socket servers); adds Pebble
+and pebble-challtestsrv as a private CA, certbot, lego, openssl and raw HTTP over sockets.
 
 Rules every helper keeps:
   * every endpoint is 127.0.0.1 (or ::1) on a port chosen at run time;
@@ -28,26 +28,12 @@ import time
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
+sys.path.insert(0, os.path.dirname(HERE))  # tests/integration: the shared harness
 
+import harness  # noqa: E402
+from harness import (BIN, FIXTURES, IO_TIMEOUT, READY_TIMEOUT, STOP_TIMEOUT, VERBOSE,  # noqa: E402,F401
+                     TcpServer, addr, free_port, free_ports, parse_log_line, read_until_eof)
 
-def _default_bin():
-    for d in ("build-acme", "build-it", "build"):
-        p = os.path.join(REPO, d, "sniroute")
-        if os.path.exists(p):
-            return p
-    return os.path.join(REPO, "build", "sniroute")
-
-
-BIN = os.environ.get("SNIROUTE_BIN") or _default_bin()
-FIXTURES = os.environ.get("SNIROUTE_FIXTURES") or os.path.join(REPO, "..", "shared", "fixtures", "clienthellos")
-VERBOSE = bool(os.environ.get("SNIROUTE_TEST_VERBOSE"))
-
-# Deadlines. Generous, because a loaded 2-core machine must pass; they bound how long a broken
-# build can hang a test, not how fast a good one must be.
-READY_TIMEOUT = 20.0
-IO_TIMEOUT = 20.0
-STOP_TIMEOUT = 30.0
 ISSUE_TIMEOUT = 120.0  # one certbot/lego issuance against Pebble, badNonce retries included
 
 
@@ -69,46 +55,7 @@ def missing_tools(*names):
     return [n for n in names if tool_path(n) is None]
 
 
-# --- ports and addresses --------------------------------------------------------------------
-
-def free_port(host="127.0.0.1", udp=False):
-    """A port the kernel just handed out on `host` (TCP, and also free for UDP if udp=True),
-    closed again so that the program under test can bind it."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    for _ in range(100):
-        with socket.socket(family, socket.SOCK_STREAM) as s:
-            s.bind((host, 0))
-            port = s.getsockname()[1]
-        if not udp:
-            return port
-        try:
-            with socket.socket(family, socket.SOCK_DGRAM) as u:
-                u.bind((host, port))
-            return port
-        except OSError:
-            continue
-    raise AssertionError("no free port found")
-
-
-def free_ports(n, host="127.0.0.1"):
-    """n distinct free ports (all held open while choosing, so they differ)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(family, socket.SOCK_STREAM)
-            s.bind((host, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def addr(host, port):
-    """Config spelling of an address: 127.0.0.1:PORT or [::1]:PORT."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
+# --- ports and addresses ---------------------------------------------------------------------
 
 def wait_tcp(host, port, timeout=READY_TIMEOUT, proc=None, what=None):
     """Waits until something accepts TCP connections on host:port."""
@@ -212,164 +159,21 @@ class Background:
 
 # --- sniroute config and logs ---------------------------------------------------------------
 
-def _toml(v):
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml(x) for x in v) + "]"
-    raise TypeError(f"cannot render {v!r} as TOML")
-
-
 def render_config(global_=None, listeners=(), backends=None, acme=None):
-    """TOML for sniroute. listeners: list of dicts, key 'routes' a list of dicts; backends:
-    name -> dict; acme: dict for [acme]. drain_timeout defaults to 5s so a connection a test
-    leaves open cannot stall cleanup."""
-    g = {"drain_timeout": "5s"}
-    g.update(global_ or {})
-    out = ["[global]"] + [f"{k} = {_toml(v)}" for k, v in g.items()]
-    if acme:
-        out += ["", "[acme]"] + [f"{k} = {_toml(v)}" for k, v in acme.items()]
-    for l in listeners:
-        out += ["", "[[listeners]]"] + [f"{k} = {_toml(v)}" for k, v in l.items() if k != "routes"]
-        for r in l.get("routes", ()):
-            out += ["", "[[listeners.routes]]"] + [f"{k} = {_toml(v)}" for k, v in r.items()]
-    for name, b in (backends or {}).items():
-        out += ["", f"[backends.{name}]"] + [f"{k} = {_toml(v)}" for k, v in b.items()]
-    return "\n".join(out) + "\n"
+    """harness.render_config with drain_timeout 5s by default, so a connection a test leaves
+    open cannot stall cleanup."""
+    return harness.render_config({"drain_timeout": "5s", **(global_ or {})}, listeners, backends, acme)
 
 
-_KV = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)=("(?:[^"\\]|\\.)*"|\S*)')
-
-
-def parse_log_line(line):
-    """{ts, level, event, key: value...} for a text or JSON log line, or None."""
-    line = line.rstrip("\n")
-    if line.startswith("{"):
-        try:
-            d = json.loads(line)
-        except ValueError:
-            return None
-        return {k: v if isinstance(v, str) else str(v) for k, v in d.items()}
-    parts = line.split(" ", 3)
-    if len(parts) < 3 or parts[1] not in ("info", "warn", "error"):
-        return None
-    d = {"ts": parts[0], "level": parts[1], "event": parts[2]}
-    for k, v in _KV.findall(parts[3] if len(parts) > 3 else ""):
-        d[k] = json.loads(v) if v.startswith('"') else v
-    return d
-
-
-class Sniroute:
-    """One `sniroute run --config FILE` process; stderr is collected line by line."""
-
-    def __init__(self, workdir, config_text, name="sniroute"):
-        self.config_path = os.path.join(workdir, f"{name}.toml")
-        self.write_config(config_text)
-        self.lines = []
-        self.cond = threading.Condition()
-        self.proc = None
-        self.reader = None
-
-    def write_config(self, text):
-        tmp = self.config_path + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, self.config_path)  # a reload never sees half a file
-
-    def start(self):
-        self.proc = subprocess.Popen([BIN, "run", "--config", self.config_path], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-        self.wait_for(lambda e: e["event"] == "ready", READY_TIMEOUT, "the ready line")
-        return self
-
-    def _read(self):
-        for raw in self.proc.stderr:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            if VERBOSE:
-                sys.stderr.write(f"  [sniroute] {line}\n")
-            with self.cond:
-                self.lines.append(line)
-                self.cond.notify_all()
-        with self.cond:
-            self.cond.notify_all()
-
-    def log_text(self):
-        with self.cond:
-            return "\n".join(self.lines)
-
-    def mark(self):
-        with self.cond:
-            return len(self.lines)
-
-    def events(self, event=None, start=0, **fields):
-        with self.cond:
-            lines = self.lines[start:]
-        out = [e for e in map(parse_log_line, lines) if e]
-        return [e for e in out if (event is None or e["event"] == event)
-                and all(e.get(k) == str(v) for k, v in fields.items())]
-
-    def wait_for(self, pred, timeout=IO_TIMEOUT, what="a log line", start=0):
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for line in self.lines[start:]:
-                    e = parse_log_line(line)
-                    if e and pred(e):
-                        return e
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                if self.proc.poll() is not None and not self.reader.is_alive():
-                    break
-                self.cond.wait(min(left, 0.2))
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}; sniroute log:\n{self.log_text()}")
-
-    def wait_event(self, event, timeout=IO_TIMEOUT, start=0, **fields):
-        desc = event + "".join(f" {k}={v}" for k, v in fields.items())
-        return self.wait_for(lambda e: e["event"] == event and all(e.get(k) == str(v) for k, v in fields.items()),
-                             timeout, desc, start)
+class Sniroute(harness.Sniroute):
+    """harness.Sniroute whose reload() fails the test when the new config is rejected."""
 
     def reload(self, config_text, timeout=IO_TIMEOUT):
         """New config + SIGHUP; returns the 'reloaded' event (fails on reload_rejected)."""
-        self.write_config(config_text)
-        m = self.mark()
-        self.proc.send_signal(signal.SIGHUP)
-        e = self.wait_for(lambda e: e["event"] in ("reloaded", "reload_rejected"), timeout,
-                          "reloaded or reload_rejected", start=m)
+        e = super().reload(config_text, timeout)
         if e["event"] != "reloaded":
             raise AssertionError(f"reload rejected:\n{self.log_text()}")
         return e
-
-    def stop(self, timeout=STOP_TIMEOUT):
-        """SIGTERM; waits for the exit and returns its code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError(f"sniroute did not exit {timeout}s after SIGTERM; log:\n{self.log_text()}")
-        self.reader.join(5)
-        self.proc.stderr.close()
-        return rc
-
-    def kill(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                pass
-        if self.reader:
-            self.reader.join(5)
-        if self.proc and self.proc.stderr:
-            self.proc.stderr.close()
 
 
 # --- raw HTTP over sockets ------------------------------------------------------------------
@@ -501,62 +305,39 @@ def get(port, host, path, method="GET", extra=b""):
     return http_request(port, req, head_only=(method == "HEAD"))
 
 
-class RecordingBackend:
+class RecordingBackend(TcpServer):
     """A TCP server on a loopback port (free, or `port`) that records every connection's bytes.
     Each connection is answered with `reply` once `until` has arrived (and at least min_bytes),
-    then read until the peer closes; the bytes are in `received`, one entry per connection."""
+    then read until the peer closes; `received` holds the bytes of each finished connection, in
+    the order they finished."""
 
     def __init__(self, reply=b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\n\r\nbackend",
                  until=b"\r\n\r\n", min_bytes=0, host="127.0.0.1", port=0):
         self.reply = reply
         self.until = until
         self.min_bytes = min_bytes
-        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, port))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.received = []  # bytes per connection, filled when a connection is answered/closed
+        self.received = []
         self.cond = threading.Condition()
-        self.stopping = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__(self._handle, host, port)
 
-    def _serve(self):
-        self.sock.settimeout(0.2)
-        while not self.stopping:
-            try:
-                c, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._handle, args=(c,), daemon=True).start()
-
-    def _handle(self, c):
-        data = b""
-        c.settimeout(IO_TIMEOUT)
+    def _handle(self, c, rec):
         try:
-            while not (self.until in data and len(data) >= self.min_bytes):
+            while not (self.until in rec.received and len(rec.received) >= self.min_bytes):
                 b = c.recv(65536)
                 if not b:
                     break
-                data += b
+                rec.received += b
             if self.reply:
                 c.sendall(self.reply)
             c.shutdown(socket.SHUT_WR)
             # Drain whatever else comes until the peer closes, so no RST eats our reply.
-            while True:
-                b = c.recv(65536)
-                if not b:
-                    break
-                data += b
+            read_until_eof(c, rec)
         except OSError:
             pass
         finally:
             c.close()
             with self.cond:
-                self.received.append(data)
+                self.received.append(bytes(rec.received))
                 self.cond.notify_all()
 
     def wait_connections(self, n, timeout=IO_TIMEOUT):
@@ -568,11 +349,6 @@ class RecordingBackend:
                     raise AssertionError(f"backend saw {len(self.received)} connections, expected {n}")
                 self.cond.wait(left)
             return list(self.received)
-
-    def close(self):
-        self.stopping = True
-        self.sock.close()
-        self.thread.join(5)
 
 
 # --- certificates ---------------------------------------------------------------------------
