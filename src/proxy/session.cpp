@@ -1,6 +1,5 @@
 #include "proxy/session.hpp"
 
-#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -16,10 +15,6 @@
 namespace sniroute::proxy {
 
 namespace {
-
-// A direction switches from read+write to splice(2) once it has carried this much, as HAProxy's
-// splice-auto does: short exchanges never pay for the pipe and the extra descriptors.
-constexpr uint64_t kSpliceAfter = 64 * 1024;
 
 // A v2 header may carry TLVs up to 64 KiB; real balancers send a few hundred bytes. Anything
 // past this is not a balancer we want to trust.
@@ -83,9 +78,8 @@ Session::Session(core::Worker& w, size_t li)
     w_.attach(this);
 }
 
+// A spliced direction's pipe and descriptors go back with its Splice, after this body.
 Session::~Session() {
-    for (Pipe* p : {&up_, &down_})
-        if (p->splice) w_.give_pipe(p->splice->pipe, p->splice->queued == 0);
     if (counted_) w_.shared().connections.fetch_sub(1, std::memory_order_relaxed);
     w_.detach(this);
 }
@@ -435,111 +429,11 @@ void Session::on_write(uv_write_t* req, int status) noexcept {
 void Session::pipe_eof(Pipe& p) {
     p.eof = true;
     stop_reading(p);
-    if (p.pending || p.shut || (p.splice && p.splice->queued > 0)) return;
+    if (p.pending || p.shut || splice_holds_bytes(p)) return;
     const Pipe& other = &p == &up_ ? down_ : up_;
     if (other.shut) return close(Outcome::Ok);
     if (::shutdown(fd_of(p.to), SHUT_WR) != 0) return close(Outcome::Ok);
     p.shut = true;
-}
-
-// --- Splicing -------------------------------------------------------------------------------
-//
-// Copying dominates a long transfer: every byte goes socket -> our buffer -> socket. splice(2)
-// moves it socket -> kernel pipe -> socket as page references instead. The pipe is the
-// direction's one bounded buffer, so backpressure, half-close, resets and the idle deadline
-// work as on the copying path: `from` is not read while the pipe holds bytes `to` cannot take,
-// EOF goes on through pipe_eof() once the pipe is empty, errors end the session the same way.
-
-Session::Splice::~Splice() {
-    for (int fd : {in_fd, out_fd})
-        if (fd >= 0) ::close(fd);
-}
-
-// Everything read so far has been written (no pending write), so the pipe only ever holds
-// bytes that come after them. Any failure leaves the direction on read and write.
-void Session::start_splice(Pipe& p) {
-    p.splice = std::make_unique<Splice>();
-    Splice& sp = *p.splice;
-    if (!w_.take_pipe(sp.pipe)) return;
-    sp.in_fd = ::fcntl(fd_of(p.from), F_DUPFD_CLOEXEC, 0);
-    sp.out_fd = ::fcntl(fd_of(p.to), F_DUPFD_CLOEXEC, 0);
-    if (sp.in_fd < 0 || sp.out_fd < 0 || uv_poll_init(w_.loop(), &sp.in, sp.in_fd) != 0) return;
-    sp.in.data = this;
-    sp.in_open = true;
-    if (uv_poll_init(w_.loop(), &sp.out, sp.out_fd) != 0) {
-        sp.in_open = false;
-        ++pending_closes_;
-        return uv_close(H(&sp.in), on_close);
-    }
-    sp.out.data = this;
-    sp.out_open = true;
-    stop_reading(p);
-    splice_pump(p);
-}
-
-void Session::on_splice_io(uv_poll_t* h, int status, int) noexcept {
-    auto* s = static_cast<Session*>(h->data);
-    if (s->closing_) return;
-    Splice* up = s->up_.splice.get();
-    Pipe& p = up && (h == &up->in || h == &up->out) ? s->up_ : s->down_;
-    bool in = h == &p.splice->in;
-    // EPOLLERR: libuv has stopped the handle. splice() reads what arrived before the error and
-    // then reports it; if it does not, the socket is failed all the same.
-    if (status < 0) (in ? p.splice->polling_in : p.splice->polling_out) = false;
-    s->splice_pump(p);
-    if (status < 0 && !s->closing_) in ? s->from_reset(p) : s->close(Outcome::Reset, uv_strerror(status));
-}
-
-void Session::splice_pump(Pipe& p) {
-    Splice& sp = *p.splice;
-    constexpr unsigned kFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
-    // A bounded number of rounds per wake-up, as libuv reads a stream a bounded number of times
-    // per event, so that one fast transfer cannot starve the other connections of the loop.
-    for (int round = 0; round < 16; ++round) {
-        while (sp.queued > 0) {
-            ssize_t m = ::splice(sp.pipe.r, nullptr, sp.out_fd, nullptr, sp.queued, kFlags);
-            if (m > 0) {
-                sp.queued -= static_cast<size_t>(m);
-            } else if (m < 0 && errno == EAGAIN) {
-                return splice_wait(p, SpliceWait::Writable);
-            } else if (m < 0 && errno != EINTR) {
-                return close(Outcome::Reset, sys_error(errno));
-            } else if (m == 0) {
-                return close(Outcome::Error, "splice to the peer made no progress");
-            }
-        }
-        if (p.eof) {
-            splice_wait(p, SpliceWait::Nothing);
-            return pipe_eof(p);
-        }
-        ssize_t n = ::splice(sp.in_fd, nullptr, sp.pipe.w, nullptr, sp.pipe.capacity, kFlags);
-        if (n > 0) {
-            sp.queued = static_cast<size_t>(n);
-            p.bytes += static_cast<size_t>(n);
-            last_activity_ms_ = uv_now(w_.loop());
-        } else if (n == 0) {
-            p.eof = true;
-        } else if (errno == EAGAIN) {
-            return splice_wait(p, SpliceWait::Readable);
-        } else if (errno != EINTR) {
-            return from_reset(p);
-        }
-    }
-    splice_wait(p, SpliceWait::Readable);
-}
-
-// Watches for what the direction waits on, and nothing else: `from` at EOF or `to` writable
-// would otherwise wake the loop for as long as they stay so (the polls are level-triggered).
-void Session::splice_wait(Pipe& p, SpliceWait w) {
-    Splice& sp = *p.splice;
-    auto set = [&](uv_poll_t* h, bool& polling, bool want, int events) {
-        if (want == polling || closing_) return;
-        int r = want ? uv_poll_start(h, events, on_splice_io) : uv_poll_stop(h);
-        if (r != 0) return close(Outcome::Error, uv_strerror(r));
-        polling = want;
-    };
-    set(&sp.in, sp.polling_in, w == SpliceWait::Readable, UV_READABLE);
-    set(&sp.out, sp.polling_out, w == SpliceWait::Writable, UV_WRITABLE);
 }
 
 void Session::on_timer(uv_timer_t* t) noexcept {
@@ -568,25 +462,25 @@ void Session::close(Outcome o, const char* why) {
     closing_ = true;
     outcome_ = o;
     if (why) why_ = why;
-    // Each handle that is not already closing is closed once; the session is deleted when the
-    // last close callback has run, never before, because libuv may still touch the handles.
-    auto close_one = [&](uv_handle_t* h) {
-        if (uv_is_closing(h)) return;
-        ++pending_closes_;
-        uv_close(h, on_close);
-    };
-    for (Pipe* p : {&up_, &down_}) {
-        if (!p->splice) continue;
-        if (p->splice->in_open) close_one(H(&p->splice->in));
-        if (p->splice->out_open) close_one(H(&p->splice->out));
-    }
-    close_one(H(&client_));
-    close_one(H(&timer_));
+    // The polls go first: they watch dups of the two sockets, and libuv takes a descriptor out
+    // of epoll when its handle closes, so no event can arrive for a dup once the socket is gone.
+    splice_close(up_);
+    splice_close(down_);
+    close_handle(H(&client_));
+    close_handle(H(&timer_));
     if (upstream_open_) {
         upstream_open_ = false;
-        close_one(H(&upstream_));
+        close_handle(H(&upstream_));
     }
     if (pending_closes_ == 0) finish();
+}
+
+// Each handle that is not already closing is closed once; the session is deleted when the last
+// close callback has run, never before, because libuv may still touch the handles.
+void Session::close_handle(uv_handle_t* h) {
+    if (uv_is_closing(h)) return;
+    ++pending_closes_;
+    uv_close(h, on_close);
 }
 
 void Session::on_close(uv_handle_t* h) noexcept {

@@ -62,22 +62,15 @@ private:
         };
     };
 
-    // A direction relayed with splice(2): socket -> kernel pipe -> socket, never through our
-    // memory. libuv watches a descriptor through one handle only, so the two polls watch dup()s
-    // of the sockets. Made once a direction has carried kSpliceAfter bytes; `in_open` false
-    // means splicing could not be set up and the direction stays on read and write.
-    struct Splice {
-        uv_poll_t in{};   // readable on in_fd, a dup of the direction's `from`
-        uv_poll_t out{};  // writable on out_fd, a dup of `to`, only while `to` is full
-        bool in_open = false;  // initialised and not yet handed to uv_close
-        bool out_open = false;
-        bool polling_in = false;
-        bool polling_out = false;
-        int in_fd = -1, out_fd = -1;
-        core::KernelPipe pipe;  // borrowed from the worker, given back by ~Session
-        size_t queued = 0;      // bytes in the kernel pipe, not yet written to `to`
-        ~Splice();              // closes the two dups
+    // The splice path (session_splice.cpp). Splice is defined there: a direction holds one from
+    // its first attempt on, so that an attempt that failed is not repeated on every read.
+    struct Splice;
+    struct SpliceFree {
+        void operator()(Splice* sp) const noexcept;
     };
+    // A direction switches from read+write to splice(2) once it has carried this much, as
+    // HAProxy's splice-auto does: short exchanges never pay for the pipe and the extra descriptors.
+    static constexpr uint64_t kSpliceAfter = 64 * 1024;
     enum class SpliceWait { Readable, Writable, Nothing };
 
     // One direction of the relay. Bytes go from `from` to `to`; while the peer cannot take
@@ -87,7 +80,7 @@ private:
         uv_tcp_t* from = nullptr;
         uv_tcp_t* to = nullptr;
         std::unique_ptr<PendingWrite, PendingWrite::Free> pending;
-        std::unique_ptr<Splice> splice;
+        std::unique_ptr<Splice, SpliceFree> splice;
         bool eof = false;   // `from` sent FIN
         bool shut = false;  // FIN passed on to `to`
         bool reading = false;
@@ -136,16 +129,21 @@ private:
     bool send(Pipe& p, const uv_buf_t* bufs, unsigned nbufs);
     void from_reset(Pipe& p);
     void pipe_eof(Pipe& p);
-    void start_splice(Pipe& p);
-    void splice_pump(Pipe& p);
-    void splice_wait(Pipe& p, SpliceWait w);
-    static void on_splice_io(uv_poll_t* h, int status, int events) noexcept;
     bool reset_peer(uv_tcp_t* t);
     static int fd_of(uv_tcp_t* t);  // for the calls we make on a socket directly (see send())
     void arm_timer(uint64_t ms);
     bool start_reading(Pipe& p);
     void stop_reading(Pipe& p);
     void log_close();
+    void close_handle(uv_handle_t* h);  // once; the session waits for its close callback
+
+    // The splice path (session_splice.cpp).
+    void start_splice(Pipe& p);
+    void splice_pump(Pipe& p);
+    void splice_wait(Pipe& p, SpliceWait w);
+    void splice_close(Pipe& p);                // from close(): the direction's poll handles
+    static bool splice_holds_bytes(const Pipe& p);  // bytes in the pipe not yet written on
+    static void on_splice_io(uv_poll_t* h, int status, int events) noexcept;
 
     // The http front (session_http.cpp).
     void on_http_bytes();
