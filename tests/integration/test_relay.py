@@ -3,6 +3,7 @@ proxy's memory staying bounded while they are slow), and resets travelling as re
 
 import hashlib
 import os
+import signal
 import socket
 import struct
 import sys
@@ -22,7 +23,22 @@ def set_linger_reset(sock):
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
-class RelayTest(ProxyTestCase):
+def pipe_fds(pid):
+    """How many of the process's descriptors are pipe ends. sniroute makes a pipe only to splice
+    (libuv keeps a few of its own from start-up), and keeps empty ones in a pool, so a count
+    above the one at start shows that a direction was spliced."""
+    n = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            n += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("pipe:")
+        except OSError:
+            pass  # closed while we looked
+    return n
+
+
+class RelayCase(ProxyTestCase):
+    """A proxy with a tcp and a tls listener in front of one Python backend."""
+
     def start(self, handler, global_=None):
         self.backend = self.tcp_server(handler)
         self.tcp_port, self.tls_port = free_port(), free_port()
@@ -34,6 +50,8 @@ class RelayTest(ProxyTestCase):
         ], {"py": {"servers": [self.backend.address]}}))
         return self.proxy
 
+
+class RelayTest(RelayCase):
     # --- half-close -------------------------------------------------------------------------
 
     def half_close_client_first(self, listener):
@@ -238,6 +256,244 @@ class RelayTest(ProxyTestCase):
         self.assertEqual((how, data), ("eof", b"bye"))
         s.close()
         self.assertEqual(proxy.wait_conn(listener="tcp")["outcome"], "ok")
+
+
+
+class SpliceTest(RelayCase):
+    """A direction that has carried 64 KiB moves socket -> kernel pipe -> socket with splice(2).
+    These transfers are far past that point, and each test checks that a pipe was in use, so
+    they exercise the splice path and not the copying one."""
+
+    SIZE = 4 * MIB
+
+    def start(self, handler, global_=None):
+        proxy = super().start(handler, global_)
+        self.pipes_at_start = pipe_fds(proxy.pid)
+        return proxy
+
+    def assert_spliced(self):
+        self.assertGreaterEqual(pipe_fds(self.proxy.pid), self.pipes_at_start + 2,
+                                "no splice pipe in sniroute: the transfer was copied")
+
+    def test_small_transfer_is_not_spliced(self):
+        # The control for assert_spliced(): below 64 KiB per direction no pipe is made.
+        proxy = self.start(harness.echo)
+        s = self.connect(self.tcp_port)
+        msg = harness.pattern_bytes(60_000, 20)
+        s.sendall(msg)
+        self.assertEqual(harness.recv_exactly(s, len(msg)), msg)
+        self.assertEqual(pipe_fds(proxy.pid), self.pipes_at_start)
+        s.close()
+        proxy.wait_conn(listener="tcp")
+
+    def test_upload_then_answer_without_fin(self):
+        # Request and answer with no FIN in between: the last bytes of the upload must not wait
+        # in the pipe for more input that a client waiting for its answer never sends.
+        data = harness.pattern_bytes(self.SIZE, 21)
+
+        def backend(sock, rec):
+            got = harness.recv_exactly(sock, len(data))
+            sock.sendall(harness.sha256(got).encode())
+            harness.read_until_eof(sock, rec)
+
+        self.start(backend)
+        for _ in range(10):  # the stall this catches depended on where a wake-up's reads ended
+            s = self.connect(self.tcp_port)
+            s.sendall(data)
+            self.assertEqual(harness.recv_exactly(s, 64).decode(), harness.sha256(data), "backend got other bytes")
+            self.assert_spliced()
+            s.close()
+        self.assertEqual(len(self.proxy.wait_count("conn", 10, listener="tcp")), 10)
+
+    def test_download_then_request_without_fin(self):
+        data = harness.pattern_bytes(self.SIZE, 22)
+
+        def backend(sock, rec):
+            harness.recv_exactly(sock, 4, rec)
+            sock.sendall(data)
+            harness.recv_exactly(sock, 4, rec)
+            sock.sendall(b"done")
+
+        self.start(backend)
+        s = self.connect(self.tcp_port)
+        s.sendall(b"GET!")
+        got = harness.recv_exactly(s, len(data))
+        self.assertEqual(harness.sha256(got), harness.sha256(data), "client got other bytes")
+        self.assert_spliced()
+        s.sendall(b"more")
+        self.assertEqual(harness.recv_exactly(s, 4), b"done")
+        self.assertEqual(harness.read_until_eof(s), b"")
+        s.shutdown(socket.SHUT_WR)  # the backend's FIN came on; the connection ends with ours
+        e = self.proxy.wait_conn(listener="tcp")
+        self.assertEqual((e["outcome"], int(e["up"]), int(e["down"])), ("ok", 8, len(data) + 4))
+
+    def test_half_close_by_client_after_large_upload(self):
+        up, down = harness.pattern_bytes(self.SIZE, 23), harness.pattern_bytes(self.SIZE + 5, 24)
+
+        def backend(sock, rec):
+            rec.info["sha"] = harness.sha256(harness.read_until_eof(sock))  # the FIN must arrive
+            sock.sendall(down)
+
+        self.start(backend)
+        s = self.connect(self.tls_port)
+        hello = harness.fixture("curl-www.bin")
+        s.sendall(hello + up)
+        s.shutdown(socket.SHUT_WR)
+        got = harness.read_until_eof(s)
+        self.assertEqual((len(got), harness.sha256(got)), (len(down), harness.sha256(down)))
+        rec = self.backend.wait_conn(0)
+        self.assertTrue(rec.done.wait(harness.IO_TIMEOUT))
+        self.assertIsNone(rec.error)
+        self.assertEqual(rec.info["sha"], harness.sha256(hello + up))
+        self.assert_spliced()
+        e = self.proxy.wait_conn(listener="tls")
+        self.assertEqual((e["outcome"], int(e["up"]), int(e["down"])), ("ok", len(hello) + len(up), len(down)))
+
+    def test_half_close_by_backend_after_large_download(self):
+        down, up = harness.pattern_bytes(self.SIZE, 25), harness.pattern_bytes(self.SIZE + 3, 26)
+
+        def backend(sock, rec):
+            sock.sendall(down)
+            sock.shutdown(socket.SHUT_WR)
+            rec.info["sha"] = harness.sha256(harness.read_until_eof(sock))
+
+        self.start(backend)
+        s = self.connect(self.tcp_port)
+        got = harness.read_until_eof(s)  # the backend's FIN arrives after all of its bytes
+        self.assertEqual(harness.sha256(got), harness.sha256(down))
+        s.sendall(up)  # and our direction still carries the answer
+        s.shutdown(socket.SHUT_WR)
+        rec = self.backend.wait_conn(0)
+        self.assertTrue(rec.done.wait(harness.IO_TIMEOUT))
+        self.assertIsNone(rec.error)
+        self.assertEqual(rec.info["sha"], harness.sha256(up))
+        self.assertEqual(harness.read_until_eof(s), b"")
+        self.assert_spliced()
+        e = self.proxy.wait_conn(listener="tcp")
+        self.assertEqual((e["outcome"], int(e["up"]), int(e["down"])), ("ok", len(up), len(down)))
+
+    def test_backpressure_with_paused_reader(self):
+        # The client stops reading for a second in the middle. The backend must be held back
+        # (it cannot have sent everything by the end of the pause: sniroute buffers no more than
+        # one pipe, the sockets' buffers hold a few MiB) and every byte must still arrive.
+        size, pause_at, pause = 32 * MIB, 2 * MIB, 1.0
+        data = harness.pattern_bytes(size, 27)
+
+        def backend(sock, rec):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+            rec.info["sent"] = 0
+            for i in range(0, size, 65536):
+                sock.sendall(data[i:i + 65536])
+                rec.info["sent"] = i + 65536
+            sock.shutdown(socket.SHUT_WR)
+            harness.read_until_eof(sock)
+
+        proxy = self.start(backend)
+        base_rss = harness.rss_kib(proxy.pid)
+        s = self.connect(self.tcp_port, timeout=60)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        first = harness.recv_exactly(s, pause_at)
+        self.assert_spliced()
+        time.sleep(pause)
+        sent_during_pause = self.backend.wait_conn(0).info["sent"]
+        peak_rss = harness.rss_kib(proxy.pid)
+        rest = harness.read_until_eof(s)
+        self.assertEqual(harness.sha256(first + rest), harness.sha256(data), "client got other bytes")
+        self.assertLess(sent_during_pause, size, "the backend was not held back while the client paused")
+        print(f"\n    backend sent {sent_during_pause / MIB:.1f} MiB by the end of the pause; "
+              f"RSS {base_rss} -> {peak_rss} KiB", file=sys.stderr)
+        self.assertLess((peak_rss - base_rss) / 1024, 8, "sniroute RSS grew while the client paused")
+        s.close()
+        self.assertEqual(proxy.wait_conn(listener="tcp")["outcome"], "ok")
+
+    def test_backend_reset_after_large_download_reaches_client(self):
+        data = harness.pattern_bytes(self.SIZE, 28)
+
+        def backend(sock, rec):
+            sock.sendall(data)
+            harness.recv_exactly(sock, 2, rec)  # the client has everything; now reset
+            set_linger_reset(sock)
+            sock.close()
+
+        self.start(backend)
+        s = self.connect(self.tcp_port)
+        self.assertEqual(harness.sha256(harness.recv_exactly(s, len(data))), harness.sha256(data))
+        self.assert_spliced()
+        s.sendall(b"ok")
+        how, rest = harness.expect_closed(s)
+        self.assertEqual((how, rest), ("reset", b""), "the backend's RST should reach the client as ECONNRESET")
+        e = self.proxy.wait_conn(listener="tcp")
+        self.assertEqual((e["outcome"], e.get("error")), ("reset", "backend reset"))
+
+    def test_client_reset_after_large_upload_reaches_backend(self):
+        data = harness.pattern_bytes(self.SIZE, 29)
+
+        def backend(sock, rec):
+            rec.info["sha"] = harness.sha256(harness.recv_exactly(sock, len(data)))
+            sock.sendall(b"ok")
+            try:
+                rec.info["end"] = "eof" if sock.recv(65536) == b"" else "data"
+            except ConnectionResetError:
+                rec.info["end"] = "reset"
+
+        self.start(backend)
+        s = self.connect(self.tcp_port)
+        s.sendall(data)
+        self.assertEqual(harness.recv_exactly(s, 2), b"ok")
+        self.assert_spliced()
+        set_linger_reset(s)
+        s.close()
+        rec = self.backend.wait_conn(0)
+        self.assertTrue(rec.done.wait(harness.IO_TIMEOUT))
+        self.assertIsNone(rec.error)
+        self.assertEqual(rec.info["sha"], harness.sha256(data))
+        self.assertEqual(rec.info.get("end"), "reset", "the client's RST should reach the backend as ECONNRESET")
+        e = self.proxy.wait_conn(listener="tcp")
+        self.assertEqual((e["outcome"], e.get("error")), ("reset", "client reset"))
+
+    def test_idle_timeout_closes_spliced_connection(self):
+        # Both directions spliced (an echo of 1 MiB), then silence.
+        self.start(harness.echo, {"idle_timeout": "1s"})
+        s = self.connect(self.tcp_port)
+        data = harness.pattern_bytes(MIB, 30)
+        w = threading.Thread(target=s.sendall, args=(data,))
+        w.start()
+        got = harness.recv_exactly(s, len(data))
+        w.join(harness.IO_TIMEOUT)
+        self.assertEqual(got, data)
+        self.assertGreaterEqual(pipe_fds(self.proxy.pid), self.pipes_at_start + 4, "both directions should splice")
+        quiet_since = time.monotonic()
+        how, rest = harness.expect_closed(s, timeout=10)
+        waited = time.monotonic() - quiet_since
+        self.assertEqual((how, rest), ("eof", b""))
+        self.assertGreater(waited, 0.5, "closed long before the idle timeout")
+        e = self.proxy.wait_conn(listener="tcp")
+        self.assertEqual((e["outcome"], e.get("error")), ("timeout", "idle timeout"))
+
+    def test_sigterm_drain_completes_spliced_transfer(self):
+        data = harness.pattern_bytes(16 * MIB, 31)
+
+        def backend(sock, rec):
+            sock.sendall(data)
+            sock.shutdown(socket.SHUT_WR)
+            harness.read_until_eof(sock)
+
+        proxy = self.start(backend)
+        s = self.connect(self.tcp_port, timeout=60)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        first = harness.recv_exactly(s, MIB)
+        self.assert_spliced()
+        m = proxy.mark()
+        proxy.signal(signal.SIGTERM)
+        proxy.wait_event("draining", start=m)
+        rest = harness.read_until_eof(s)  # the backend is still writing: most of it is yet to come
+        self.assertEqual(harness.sha256(first + rest), harness.sha256(data), "the drained transfer lost bytes")
+        s.close()
+        self.assertEqual(proxy.wait_exit(), 0, proxy.log_text())
+        e = [c for c in proxy.events("conn") if c.get("listener") == "tcp"]
+        self.assertEqual([(c["outcome"], int(c["down"])) for c in e], [("ok", len(data))])
+        self.assertEqual(proxy.events("stopped")[-1].get("clean"), "yes", proxy.log_text())
+        self.assertFalse(proxy.events("leaked_handle"))
 
 
 if __name__ == "__main__":
