@@ -52,6 +52,13 @@ class IssuanceTest(ah.PebbleTestCase):
                    f"{ah.event_time(installed) - ah.event_time(renewing):.3f}s order->installed, "
                    f"{wall:.2f}s from process start")
 
+        # Pebble's validations were answered by sniroute itself, from the in-memory token store
+        # the client filled, for every name.
+        for d in domains:
+            answers = s.events("http", host=d, source="store", status="200")
+            self.assertTrue(answers, f"no HTTP-01 answer from the token store for {d}")
+            self.assertTrue(all(a["path"].startswith("/.well-known/acme-challenge/") for a in answers), answers)
+
         # Verifies against Pebble's root with the intermediate from the chain; names every domain.
         leaf, inter = ah.write_chain_parts(cert_file, self.wd)
         ah.verify_chain(self.pebble.root_pem, leaf, inter, self.wd)
