@@ -267,7 +267,10 @@ bool ensure_dir(const std::string& path, mode_t mode, std::string& err) {
 
 size_t remove_stale_temps(const std::string& path, int64_t min_age_seconds) {
     const std::string dir = dir_of(path);
-    const std::string prefix = "." + base_of(path) + ".";
+    // Appended, not "." + ...: g++ 12 at -O3 warns falsely (-Wrestrict) on literal + string.
+    std::string prefix = ".";
+    prefix += base_of(path);
+    prefix += '.';
     const std::string_view suffix = ".tmp";
     DIR* d = ::opendir(dir.c_str());
     if (d == nullptr) return 0;

@@ -116,7 +116,10 @@ bool bind_new(const config::Config& cfg, const std::vector<BindKey>& have, unsig
 void log_listeners(const config::Config& cfg, const char* event) {
     for (const auto& l : cfg.listeners) {
         std::string binds;
-        for (const auto& a : l.bind) binds += (binds.empty() ? "" : ",") + a.to_string();
+        for (const auto& a : l.bind) {
+            if (!binds.empty()) binds += ',';
+            binds += a.to_string();
+        }
         log_info(event).kv("listener", l.name).kv("protocol", config::to_string(l.protocol)).kv("bind", binds);
     }
 }

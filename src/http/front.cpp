@@ -99,7 +99,11 @@ std::string redirect_target(std::string_view target) {
     if (cut == std::string_view::npos) return "/";
     rest.remove_prefix(cut);
     if (rest.starts_with("#")) return "/";
-    if (rest.starts_with("?")) return "/" + std::string(rest);
+    if (rest.starts_with("?")) {
+        std::string out = "/";  // appended: g++ 12 -O3 warns falsely (-Wrestrict) on "/" + string
+        out += rest;
+        return out;
+    }
     return std::string(rest);
 }
 
