@@ -239,8 +239,6 @@ Task<void> Manager::run() {
     client_ = std::make_unique<Client>(loop_, tls_->get(),
                                        AccountSettings{acme.directory, acme.email, acme.eab_kid, acme.eab_hmac_key},
                                        std::move(*key), tokens_, cancel_);
-    core::log_info("acme_started").kv("directory", acme.directory).kv("certificates", static_cast<uint64_t>(snap_->config().certificates.size()));
-
     // A kill -9 mid-write leaves temporary files beside the ones we replace. This process is
     // their only writer and has nothing in flight yet, so any age will do.
     for (const auto& c : snap_->config().certificates) {
@@ -250,6 +248,7 @@ Task<void> Manager::run() {
             remove_stale_temps(f, 0);
     }
     remove_stale_temps(key_path, 0);
+    core::log_info("acme_started").kv("directory", acme.directory).kv("certificates", static_cast<uint64_t>(snap_->config().certificates.size()));
 
     std::map<std::string, CertState> states;
     while (!cancel_.cancelled()) {

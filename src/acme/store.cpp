@@ -141,6 +141,10 @@ bool keep_previous(const std::string& path, std::string& err) {
         if (::unlink(prev.c_str()) != 0 && errno != ENOENT) return fail(err, "unlink", prev, errno);
         return fsync_dir(dir_of(prev), err);
     }
+    // Already kept: a crash after this step last time left .prev as a link to path's inode.
+    // rename(2) between two links to one inode does nothing and would leave our temp behind.
+    struct stat pst {};
+    if (::lstat(prev.c_str(), &pst) == 0 && pst.st_dev == st.st_dev && pst.st_ino == st.st_ino) return true;
     // A hard link costs nothing and is safe because we never write a file in place: the next
     // step renames a new inode over path and the old one lives on under .prev.
     std::string tmp = temp_path_for(prev);

@@ -257,7 +257,7 @@ class IssuanceTest(ah.PebbleTestCase):
                        f"(old cert + new key live until the restart repaired it)")
         leftovers = ah.temp_leftovers(self.out)
         if leftovers:
-            ah.section(f"{len(leftovers)} temp files left in the output dir by kill -9 (never removed): {leftovers}")
+            ah.section(f"{len(leftovers)} temp files left in the output dir by kill -9, for the next start to remove: {leftovers}")
 
         # A clean run afterwards (new names again, so it must order) installs a whole, matching,
         # verifiable pair over whatever the kills left.
@@ -265,6 +265,7 @@ class IssuanceTest(ah.PebbleTestCase):
         s.wait_event("acme_installed", ah.ISSUE_TIMEOUT, certificate="loop")
         self.assertEqual(self.pair_state("loop"), "match")
         self.assertEqual(ah.cert_dns_names(cert_file), ["final.loop.test", "loop.test"])
+        self.assertEqual(ah.temp_leftovers(self.out), [], "temp files the kills left were not removed at start-up")
         leaf, inter = ah.write_chain_parts(cert_file, self.wd)
         ah.verify_chain(self.pebble.root_pem, leaf, inter, self.wd)
         self.stop(s)

@@ -197,6 +197,28 @@ TEST_CASE("install_pair: re-run after a crash between the key and the certificat
     CHECK(contents(key + ".prev") == "K1");  // not overwritten with K2
 }
 
+TEST_CASE("install_pair: re-run after a crash that left .prev as links to the live files") {
+    TempDir dir;
+    std::string cert = dir / "mail.crt", key = dir / "mail.key", err;
+    REQUIRE(install_pair(cert, key, "C1", "K1", err));
+    // Steps 1 and 2 of install_pair(C2, K2) done with hard links, then the crash.
+    std::filesystem::remove(cert + ".prev");
+    std::filesystem::remove(key + ".prev");
+    REQUIRE(::link(cert.c_str(), (cert + ".prev").c_str()) == 0);
+    REQUIRE(::link(key.c_str(), (key + ".prev").c_str()) == 0);
+
+    REQUIRE(install_pair(cert, key, "C2", "K2", err));
+    CHECK(contents(cert) == "C2");
+    CHECK(contents(key) == "K2");
+    CHECK(contents(cert + ".prev") == "C1");
+    CHECK(contents(key + ".prev") == "K1");
+    // rename(2) of one link onto another of the same inode is a no-op: no temp may stay behind.
+    std::vector<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator(dir.path())) names.push_back(e.path().filename());
+    std::sort(names.begin(), names.end());
+    CHECK(names == std::vector<std::string>{"mail.crt", "mail.crt.prev", "mail.key", "mail.key.prev"});
+}
+
 TEST_CASE("install_pair: keeps the operator's modes, but never leaves a key open to others") {
     TempDir dir;
     std::string cert = dir / "mail.crt", key = dir / "mail.key", err;
