@@ -148,6 +148,14 @@ void Session::on_client_read(uv_stream_t* st, ssize_t n, const uv_buf_t* buf) no
     if (n == 0) return;  // EAGAIN, nothing to do
     if (s->phase_ == Phase::ProxyHeader || s->phase_ == Phase::Peek || s->phase_ == Phase::HttpHead) {
         if (n < 0) {
+            // A client that pipelined its requests and then shut down its write side still
+            // reads the answers: those not yet written go out first, then the connection ends.
+            if (n == UV_EOF && s->phase_ == Phase::HttpHead && s->http_->writing) {
+                s->up_.eof = true;
+                s->up_.reading = false;  // libuv stops reading at EOF by itself
+                s->http_->close_after_write = true;
+                return;
+            }
             // Between keep-alive requests a close is the normal end of an http connection.
             if (s->phase_ == Phase::HttpHead && s->head_.empty() && s->http_->requests > 0) return s->close(Outcome::Ok);
             return s->close(n == UV_EOF ? Outcome::BadHello : Outcome::Reset, "client closed before its request");

@@ -135,7 +135,8 @@ void Session::on_response_written(uv_write_t* req, int status) noexcept {
         h.queued.clear();
         if (s->write_response() != WriteResult::Done) return;
     }
-    if (h.close_after_write) return s->linger();
+    // After the client's FIN there is no input left to drain: close at once.
+    if (h.close_after_write) return s->up_.eof ? s->close(Outcome::Ok) : s->linger();
     if (h.forward_after_write) return s->connect_to(s->backend_);
     // All answers are out: resume reading pipelined requests with a fresh head deadline.
     s->arm_timer(s->global_.client_hello_timeout_ms);

@@ -9,6 +9,7 @@ Uses the routes and fixtures of test_http_front.py (FrontBase).
 
 import fcntl
 import os
+import socket
 import struct
 import sys
 import termios
@@ -86,6 +87,46 @@ class HttpFrontBackpressure(FrontBase):
                 self.fail(f"only {got} of {n} pipelined requests were answered ({e}); "
                           f"conn lines: {self.conn_lines_soon()}")
             sender.join(h.IO_TIMEOUT)
+
+    @unittest.skipUnless(os.path.exists("/proc/net/tcp"), "needs Linux /proc/net/tcp")
+    def test_client_fin_behind_queued_answers(self):
+        # The client pipelines requests, then shuts down its write side (as `nc -N` or a script
+        # piping a file does) and reads the answers only afterwards. The FIN reaches sniroute
+        # while answers still wait in user space for the client to read; they must all be
+        # delivered before the connection is closed, not thrown away with it.
+        tok, req = self.big_token()
+        with h.connect(self.http_port) as s:
+            client_port = s.getsockname()[1]
+            mark = self.sniroute.mark()
+            sent, batch = 0, 4  # as in test_forward_after_queued_answers: under the queue cap
+            answer_len = None
+            while True:
+                self.assertLess(sent, 5000, "sniroute never held an answer back")
+                s.sendall(req * batch)
+                sent += batch
+                deadline = time.monotonic() + h.IO_TIMEOUT
+                while len(self.sniroute.events("http", start=mark)) < sent:
+                    self.assertLess(time.monotonic(), deadline, f"answers stopped at {sent}")
+                    time.sleep(0.002)
+                time.sleep(0.01)
+                if answer_len is None:
+                    answer_len = receive_queue_bytes(s) // batch
+                in_kernel = send_queue_bytes(self.http_port, client_port) + receive_queue_bytes(s)
+                if in_kernel < sent * answer_len:
+                    break
+            s.shutdown(socket.SHUT_WR)
+            time.sleep(0.3)  # sniroute reads the FIN while answers are still queued
+            rd = h.ResponseReader(s)
+            got = 0
+            try:
+                for _ in range(sent):
+                    r = rd.read()
+                    self.assertEqual((r.status, len(r.body)), (200, len(self.ANSWER)))
+                    got += 1
+            except AssertionError as e:
+                self.fail(f"only {got} of {sent} answers arrived after the client's FIN ({str(e)[:120]}); "
+                          f"conn lines: {self.conn_lines_soon()}")
+            self.assertTrue(rd.wait_closed(h.IO_TIMEOUT), "sniroute kept the connection open after the answers")
 
     @unittest.skipUnless(os.path.exists("/proc/net/tcp"), "needs Linux /proc/net/tcp")
     def test_forward_after_queued_answers(self):
