@@ -208,6 +208,10 @@ void Session::from_reset(Pipe& p) {
     close(Outcome::Reset, "backend reset");
 }
 
+// A write to p.to failed because p.to was reset: possibly long after its FIN, when we were no
+// longer reading it. The reset travels on to p.from, which is the other direction's `to`.
+void Session::to_reset(Pipe& p) { from_reset(&p == &up_ ? down_ : up_); }
+
 // Closes `t` with an RST (SO_LINGER 0), also when we already passed a FIN on to it: the peer
 // should learn that the other side did not finish cleanly. If libuv refuses, the caller closes
 // the socket normally.
@@ -390,6 +394,10 @@ bool Session::send(Pipe& p, const uv_buf_t* bufs, unsigned nbufs) {
     while (n < 0 && errno == EINTR);
     if (n == static_cast<ssize_t>(total)) return true;
     if (n < 0) {
+        if (errno == ECONNRESET || errno == EPIPE) {
+            to_reset(p);
+            return false;
+        }
         if (errno != EAGAIN && errno != EWOULDBLOCK) {
             close(Outcome::Reset, sys_error(errno));
             return false;
@@ -422,6 +430,7 @@ void Session::on_write(uv_write_t* req, int status) noexcept {
     if (s->closing_) return;
     Pipe& p = s->up_.pending && &s->up_.pending->req == req ? s->up_ : s->down_;
     p.pending.reset();
+    if (status == UV_ECONNRESET || status == UV_EPIPE) return s->to_reset(p);
     if (status < 0) return s->close(Outcome::Reset, uv_strerror(status));
     if (p.eof) return s->pipe_eof(p);
     if (!s->start_reading(p)) s->close(Outcome::Error, "read_start failed");

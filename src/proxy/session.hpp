@@ -128,6 +128,7 @@ private:
     void relay(Pipe& p, ssize_t n, const uv_buf_t* buf);
     bool send(Pipe& p, const uv_buf_t* bufs, unsigned nbufs);
     void from_reset(Pipe& p);
+    void to_reset(Pipe& p);
     void pipe_eof(Pipe& p);
     bool reset_peer(uv_tcp_t* t);
     static int fd_of(uv_tcp_t* t);  // for the calls we make on a socket directly (see send())

@@ -160,6 +160,8 @@ void Session::splice_pump(Pipe& p) {
                 sp.queued -= static_cast<size_t>(m);
             } else if (m < 0 && errno == EAGAIN) {
                 return splice_wait(p, SpliceWait::Writable);
+            } else if (m < 0 && (errno == ECONNRESET || errno == EPIPE)) {
+                return to_reset(p);
             } else if (m < 0 && errno != EINTR) {
                 return close(Outcome::Reset, sys_error(errno));
             } else if (m == 0) {

@@ -246,6 +246,35 @@ class RelayTest(RelayCase):
         self.assertEqual(rec.info.get("end"), "reset", "the client's RST should reach the backend as ECONNRESET")
         self.assertEqual(proxy.wait_conn(listener="tcp")["outcome"], "reset")
 
+    def test_backend_reset_found_by_a_write_reaches_client(self):
+        # The backend sends its FIN, so sniroute no longer reads from it, and then resets. The
+        # reset surfaces only when the client's next bytes are written to the backend; the
+        # client must then see a reset too, not the clean end it already had.
+        client_saw_eof = threading.Event()
+
+        def backend(sock, rec):
+            sock.sendall(b"220 bye\r\n")
+            sock.shutdown(socket.SHUT_WR)
+            client_saw_eof.wait(harness.IO_TIMEOUT)
+            set_linger_reset(sock)
+            sock.close()
+
+        proxy = self.start(backend)
+        s = self.connect(self.tcp_port)
+        self.assertEqual(harness.read_until_eof(s), b"220 bye\r\n")
+        client_saw_eof.set()
+        self.backend.wait_conn(0).done.wait(harness.IO_TIMEOUT)
+        time.sleep(0.2)  # the RST reaches sniroute's socket
+        s.sendall(b"QUIT\r\n")
+        time.sleep(0.3)  # sniroute's write to the backend fails; its RST reaches the client
+        # Having read EOF, the client learns of the RST from its next send, which must fail at
+        # once. (After a clean close the send would succeed and only provoke an RST.)
+        with self.assertRaises((ConnectionResetError, BrokenPipeError),
+                               msg="the backend's RST should reach the client as a reset"):
+            s.send(b"x")
+        e = proxy.wait_conn(listener="tcp")
+        self.assertEqual((e["outcome"], e.get("error")), ("reset", "backend reset"))
+
     def test_backend_closing_cleanly_is_ok(self):
         def backend(sock, rec):
             sock.sendall(b"bye")
