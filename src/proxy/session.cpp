@@ -340,6 +340,10 @@ void Session::connect_failed(const char* why) {
         .kv("error", why);
     why_ = why;
     ++server_idx_;
+    // The connect deadline must not fire while this attempt's handle is closing (an attempt
+    // that fails at once from inside the close callback leaves it armed): it would close the
+    // handle twice. connect_next() arms it again for the next server.
+    uv_timer_stop(&timer_);
     upstream_open_ = false;
     down_.reading = false;
     ++pending_closes_;
