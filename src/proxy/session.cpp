@@ -158,7 +158,12 @@ void Session::on_client_read(uv_stream_t* st, ssize_t n, const uv_buf_t* buf) no
             }
             // Between keep-alive requests a close is the normal end of an http connection.
             if (s->phase_ == Phase::HttpHead && s->head_.empty() && s->http_->requests > 0) return s->close(Outcome::Ok);
-            return s->close(n == UV_EOF ? Outcome::BadHello : Outcome::Reset, "client closed before its request");
+            if (n != UV_EOF) return s->close(Outcome::Reset, "client closed before its request");
+            // Health checks and port scanners connect and close without a byte: not an error.
+            if (s->head_.empty() && (s->phase_ == Phase::ProxyHeader || !s->listener_.accept_proxy_protocol))
+                return s->close(Outcome::Ok, nullptr);
+            if (s->phase_ == Phase::ProxyHeader) return s->close(Outcome::BadProxyHeader, "client closed inside the PROXY header");
+            return s->close(Outcome::BadHello, "client closed before its request");
         }
         return s->on_head_bytes(buf->base, static_cast<size_t>(n));
     }

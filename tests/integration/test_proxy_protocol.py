@@ -239,6 +239,24 @@ class InboundHeaderTest(ProxyTestCase):
         self.assertEqual([e["outcome"] for e in got], ["bad_proxy_header"] * len(bad))
         self.assertEqual(self.be_v2.count(), 0)
 
+    def test_close_inside_header_is_bad_header_and_silent_close_is_not(self):
+        # Part of a header, then FIN: a broken balancer, logged as such.
+        s = self.connect(self.tcp_port)
+        s.sendall(b"PROXY TCP4 192.0.2.1")
+        s.shutdown(socket.SHUT_WR)
+        harness.expect_closed(s)
+        e = self.proxy.wait_conn(listener="tcp-pp", outcome="bad_proxy_header")
+        self.assertEqual(e["level"], "warn")
+        self.assertIn("inside the PROXY header", e["error"])
+        # Connect and close without a byte (health checks, scanners): an ordinary info line.
+        s = self.connect(self.tcp_port)
+        s.shutdown(socket.SHUT_WR)
+        harness.expect_closed(s)
+        e = self.proxy.wait_conn(listener="tcp-pp", outcome="ok")
+        self.assertEqual((e["level"], e["backend"], e["up"]), ("info", "-", "0"))
+        self.assertNotIn("error", e)
+        self.assertEqual(self.be_v1.count() + self.be_v2.count(), 0)
+
     def test_stalled_header_times_out(self):
         s = self.connect(self.tls_port)
         s.sendall(b"PROXY TCP4 192.0.2.1")
