@@ -195,13 +195,15 @@ Task<json> Client::poll(std::string url, std::string what, std::vector<std::stri
         json j = parse_json(r, what);
         std::string status = j.value("status", "");
         if (std::find(done_states.begin(), done_states.end(), status) != done_states.end()) co_return j;
-        if (status == "invalid") {
+        // RFC 8555 7.1.6: besides "invalid", an authorization can end "deactivated", "expired"
+        // or "revoked"; none of them ever becomes valid, so polling on would only wait.
+        if (status == "invalid" || status == "deactivated" || status == "expired" || status == "revoked") {
             std::string detail = j.contains("error") ? j["error"].dump() : "";
             if (j.contains("challenges") && j["challenges"].is_array())
                 for (const auto& c : j["challenges"])
                     if (c.is_object() && c.contains("error"))
                         detail = c["error"].is_object() ? c["error"].value("detail", c["error"].dump()) : c["error"].dump();
-            throw AcmeError("invalid", what + " became invalid: " + detail, r.status, 0);
+            throw AcmeError(status, what + " became " + status + ": " + detail, r.status, 0);
         }
         uint64_t wait = std::clamp(retry_after_ms(r, 1000), kPollMinMs, kPollMaxMs);
         co_await Sleep(loop_, wait, &cancel_);

@@ -73,6 +73,7 @@ struct FakeCa {
     std::string thumbprint;
     int nonce = 0;
     bool refuse_replaces = false;  // answer an order with "replaces" as RFC 9773 alreadyReplaced
+    std::string authz_after = "valid";  // the authorization's status once its challenge is answered
     int acct_posts = 0, authz_posts = 0, order_posts = 0;
     std::vector<std::string> log;     // "METHOD /path" per request
     std::vector<std::string> errors;  // protocol violations seen
@@ -143,7 +144,9 @@ struct FakeCa {
         }
         if (path == "/authz/1") {
             if (!payload->empty()) errors.push_back("authz POST-as-GET has a payload");
-            json a = {{"status", ++authz_posts == 1 ? "pending" : "valid"},
+            // A client that keeps polling an authorization in a final state gets an error here.
+            if (++authz_posts > 2) return response(500, "Internal Server Error", fresh_nonce(), "");
+            json a = {{"status", authz_posts == 1 ? "pending" : authz_after},
                       {"identifier", {{"type", "dns"}, {"value", "mail.example.com"}}},
                       {"challenges",
                        {{{"type", "dns-01"}, {"url", base + "/chall/0"}, {"token", "dns-token"}},
@@ -204,6 +207,37 @@ struct Setup {
     }
 };
 
+// One issue() against `ca`, which answers exactly `connections` requests on the server thread.
+// The CA's record is complete on return: the server thread has ended by then.
+struct IssueRun {
+    std::exception_ptr err;
+    std::string account_url;
+};
+IssueRun run_issue(Setup& s, FakeCa& ca, int connections, std::vector<std::string> domains, std::string replaces,
+                   Issued& issued) {
+    ca.account = &*s.account_copy;
+    ca.ca_key = &s.ca_key;
+    ca.tokens = &s.tokens;
+    ca.thumbprint = s.account.thumbprint();
+    std::mutex mu;  // the CA runs on the server thread
+    acme_test::TlsTestServer server({s.cert_pem, &s.tls_key, 0, connections, [&](const std::string& req) {
+                                         std::lock_guard<std::mutex> lock(mu);
+                                         return ca(req);
+                                     }});
+    ca.base = "https://localhost:" + std::to_string(server.port());
+    sniroute::acme::TlsClientContext tls(s.bundle);
+    std::unique_ptr<Client> client;
+    IssueRun run;
+    run.err = acme_test::run_task([&](uv_loop_t* l) {
+        client = std::make_unique<Client>(l, tls.get(),
+                                          sniroute::acme::AccountSettings{ca.base + "/dir", "ops@example.com", "", ""},
+                                          std::move(s.account), s.tokens, s.cancel);
+        return issue_flow(client.get(), std::move(domains), std::move(replaces), &issued);
+    });
+    run.account_url = client->account_url();
+    return run;
+}
+
 }  // namespace
 
 TEST_SUITE("acme.client") {
@@ -213,27 +247,10 @@ TEST_CASE("issue: the whole RFC 8555 exchange against a strict scripted CA") {
         CAPTURE(refuse);
         Setup s;
         auto ca = std::make_shared<FakeCa>();
-        ca->account = &*s.account_copy;
-        ca->ca_key = &s.ca_key;
-        ca->tokens = &s.tokens;
-        ca->thumbprint = s.account.thumbprint();
         ca->refuse_replaces = refuse;
-        std::mutex mu;  // the CA runs on the server thread
-        acme_test::TlsTestServer server({s.cert_pem, &s.tls_key, 0, refuse ? 13 : 12, [&](const std::string& req) {
-                                             std::lock_guard<std::mutex> lock(mu);
-                                             return (*ca)(req);
-                                         }});
-        ca->base = "https://localhost:" + std::to_string(server.port());
-
-        sniroute::acme::TlsClientContext tls(s.bundle);
-        std::unique_ptr<Client> client;
         Issued issued;
-        auto err = acme_test::run_task([&](uv_loop_t* l) {
-            client = std::make_unique<Client>(l, tls.get(),
-                                              sniroute::acme::AccountSettings{ca->base + "/dir", "ops@example.com", "", ""},
-                                              std::move(s.account), s.tokens, s.cancel);
-            return issue_flow(client.get(), {"mail.example.com", "smtp.example.com"}, "AQID.AQ", &issued);
-        });
+        auto [err, account_url] =
+            run_issue(s, *ca, refuse ? 13 : 12, {"mail.example.com", "smtp.example.com"}, "AQID.AQ", issued);
         if (err) {
             try {
                 std::rethrow_exception(err);
@@ -241,7 +258,6 @@ TEST_CASE("issue: the whole RFC 8555 exchange against a strict scripted CA") {
                 FAIL("issue threw: ", e.what());
             }
         }
-        std::lock_guard<std::mutex> lock(mu);
         CHECK(ca->errors == std::vector<std::string>{});
         std::vector<std::string> expected = {"GET /dir", "HEAD /nonce", "POST /acct", "POST /acct", "POST /order"};
         // A refused "replaces" is followed by the same order without it (RFC 9773 5).
@@ -255,7 +271,7 @@ TEST_CASE("issue: the whole RFC 8555 exchange against a strict scripted CA") {
         // The directory offers renewalInfo, so the first order names the certificate it replaces.
         CHECK(ca->order_request.contains("replaces") == !refuse);
         if (!refuse) CHECK(ca->order_request["replaces"] == "AQID.AQ");
-        CHECK(client->account_url() == ca->base + "/acct/1");
+        CHECK(account_url == ca->base + "/acct/1");
         CHECK(issued.chain_pem == ca->chain);
         auto key = Key::from_pem(issued.key_pem);
         REQUIRE(key.has_value());
@@ -263,6 +279,30 @@ TEST_CASE("issue: the whole RFC 8555 exchange against a strict scripted CA") {
         CHECK_FALSE(s.tokens.key_authorization(kToken).has_value());  // removed once authorized
     }
     }
+
+// RFC 8555 7.1.6: "deactivated", "expired" and "revoked" are final states of an authorization,
+// as "invalid" is; polling on cannot make it valid, so the order fails at once.
+TEST_CASE("issue: an authorization that ends expired, deactivated or revoked fails the order at once") {
+    for (const char* final_state : {"expired", "deactivated", "revoked"}) {
+        CAPTURE(final_state);
+        Setup s;
+        auto ca = std::make_shared<FakeCa>();
+        ca->authz_after = final_state;
+        Issued issued;
+        std::exception_ptr err = run_issue(s, *ca, 8, {"mail.example.com"}, "", issued).err;
+        REQUIRE(err);
+        std::string what;
+        try {
+            std::rethrow_exception(err);
+        } catch (const std::exception& e) {
+            what = e.what();
+        }
+        CHECK(what.find(std::string("authorization became ") + final_state) != std::string::npos);
+        CHECK(ca->authz_posts == 2);  // the first look and one poll; no more
+        CHECK(ca->log.back() == "POST /authz/1");
+        CHECK_FALSE(s.tokens.key_authorization(kToken).has_value());
+    }
+}
 
 TEST_CASE("renewal_info: the suggested window, offsets and fractions applied") {
     Setup s;
