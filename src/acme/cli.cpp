@@ -107,8 +107,11 @@ int cmd_check(const route::Snapshot& snap, int days) {
                 rc = 1;
                 continue;
             }
-            int64_t left = (r.leaf->not_after - now_s()) / 86400;
-            if (left < days) rc = 1;
+            // Compared in seconds: whole days round toward zero, so a certificate that expired
+            // less than a day ago would count as "0 days left" and pass --days 0.
+            int64_t left_s = r.leaf->not_after - now_s();
+            int64_t left = left_s / 86400;
+            if (left_s <= 0 || left_s < static_cast<int64_t>(days) * 86400) rc = 1;
             std::printf("%-12s :%-5u %-26s %-12s %-11s %-5lld %-8s %s / %s\n", l.name.c_str(), t.port, name.c_str(),
                         t.backend.c_str(), format_date(r.leaf->not_after).c_str(), static_cast<long long>(left),
                         managed.c_str(), r.leaf->subject.c_str(), r.leaf->issuer.c_str());

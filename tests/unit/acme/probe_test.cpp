@@ -7,9 +7,11 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <ctime>
 #include <string>
 #include <vector>
 
+#include "acme/cli.hpp"
 #include "acme/probe.hpp"
 #include "acme_tls_util.hpp"
 #include "route/router.hpp"
@@ -200,6 +202,35 @@ TEST_CASE("probe: errors name the server; a silent server times out") {
     t.servers.clear();
     r = probe(t, 300);
     CHECK_FALSE(r.leaf.has_value());
+}
+
+// `certs check` exits non-zero for a certificate that expires within --days, and always for
+// one that has already expired, even by less than a day (whole days left would round that to 0).
+TEST_CASE("certs check: the exit code counts time left in seconds, and an expired certificate always fails") {
+    Key key = Key::generate(KeyType::EcdsaP256);
+    const int64_t now = static_cast<int64_t>(std::time(nullptr));
+    struct Case {
+        int64_t not_after;
+        std::string days;
+        int rc;
+    };
+    for (const Case& c : {Case{now - 3600, "0", 1}, Case{now - 3600, "-5", 1}, Case{now + 10 * 86400 + 43200, "10", 0},
+                          Case{now + 10 * 86400 + 43200, "11", 1}}) {
+        CAPTURE(c.not_after - now);
+        CAPTURE(c.days);
+        acme_test::CertFields f;
+        f.cn = "old.example.com";
+        f.dns = {"old.example.com"};
+        f.not_before = now - 90 * 86400;
+        f.not_after = c.not_after;
+        acme_test::TlsTestServer server({acme_test::make_cert(key, f), &key, 0, 1, nullptr});
+        config::Config cfg;
+        cfg.backends = {{"old", {addr("127.0.0.1:" + std::to_string(server.port()))}, config::ProxyProtocol::Off}};
+        config::Listener tls{"tls", {addr("0.0.0.0:993")}, config::Protocol::Tls, std::nullopt, false, {}};
+        tls.routes.push_back({{"old.example.com"}, 0, config::AcmeMode::Auto, false});
+        cfg.listeners = {tls};
+        CHECK(sniroute::acme::certs_command("check", {"--days", c.days}, cfg) == c.rc);
+    }
 }
 
 }  // TEST_SUITE
