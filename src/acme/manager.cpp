@@ -80,6 +80,26 @@ bool covers(const CertInfo& info, const std::vector<std::string>& domains) {
     return true;
 }
 
+// An issued pair that renew() saved and whose install and deploy have not finished: a crash or
+// stop after the download, during settle, or during the deploy commands. It is used as long as
+// it is whole (key matching certificate), covers the names and has not expired.
+struct PendingPair {
+    std::string chain, key_pem;
+    CertInfo info;
+};
+
+std::string cert_dir(const config::Config& cfg, const config::Certificate& c) { return cfg.acme.storage + "/certs/" + c.name; }
+
+std::optional<PendingPair> read_pending(const std::string& dir, const config::Certificate& c) {
+    auto pc = read_file(dir + "/pending.crt", 1 << 20);
+    auto pk = read_file(dir + "/pending.key", 1 << 16);
+    std::optional<Key> pkey = pk ? Key::from_pem(*pk) : std::nullopt;
+    std::optional<CertInfo> pinfo = pc ? parse_cert_pem(*pc) : std::nullopt;
+    if (!pkey || !pinfo || !key_matches_cert(*pkey, *pc) || !covers(*pinfo, c.domains) || pinfo->not_after <= now_s())
+        return std::nullopt;
+    return PendingPair{std::move(*pc), std::move(*pk), std::move(*pinfo)};
+}
+
 // A member of the state file, or `def` when it is missing or of another type.
 template <class T>
 T member(const json& j, const char* key, T def) {
@@ -108,7 +128,9 @@ CertState CertState::from_json(const json& j) {
     CertState s;
     if (!j.is_object()) return s;
     s.last_error = member(j, "last_error", std::string());
-    s.failures = member(j, "failures", 0);
+    // run() shifts by this count and increments it: a negative or huge one is damage too.
+    int64_t failures = member(j, "failures", int64_t{0});
+    s.failures = failures >= 0 && failures <= 1'000'000 ? static_cast<int>(failures) : 0;
     s.next_attempt = member(j, "next_attempt", int64_t{0});
     s.last_success = member(j, "last_success", int64_t{0});
     s.ari_start = member(j, "ari_start", int64_t{0});
@@ -296,6 +318,10 @@ Task<void> Manager::run() {
                 st.ari_checked = now;
             }
             int64_t due = forced_[c.name] ? now : renewal_due(c, st, now);
+            // A pair issued but not yet deployed (stopped or crashed mid-deploy) is finished
+            // now, or when a failed deploy's back-off ends: the certificate on disk may already
+            // be the new one, so renewal_due alone would wait for the next renewal.
+            if (read_pending(cert_dir(snap->config(), c), c)) due = std::min(due, std::max(now, st.next_attempt));
             if (due < next_due) next_due = due, next = &c;
         }
         if (cancel_.cancelled()) break;
@@ -328,7 +354,12 @@ Task<void> Manager::run() {
         } catch (const std::exception& e) {
             failure = e.what();
         }
-        if (cancel_.cancelled()) break;
+        if (cancel_.cancelled()) {
+            // The requests this renewal was answering are no longer in waiting_, where
+            // on_run_ended would answer them; without this their clients saw only EOF.
+            for (auto* conn : answering) reply(conn, "error sniroute is shutting down");
+            break;
+        }
         std::string result;
         if (failure.empty()) {
             st.failures = 0;
@@ -358,21 +389,17 @@ Task<void> Manager::run() {
 
 Task<void> Manager::renew(route::SnapshotPtr snap, const config::Certificate& c, CertState& st) {
     const config::Acme& acme = snap->config().acme;
-    std::string err, dir = acme.storage + "/certs/" + c.name;
+    std::string err, dir = cert_dir(snap->config(), c);
     if (!ensure_dir(dir, 0700, err)) throw std::runtime_error(dir + ": " + err);
     std::string pending_crt = dir + "/pending.crt", pending_key = dir + "/pending.key";
     st.last_error.clear();
 
     // A certificate issued before a crash or restart is used, not ordered again.
     std::string chain, key_pem;
-    auto pc = read_file(pending_crt, 1 << 20);
-    auto pk = read_file(pending_key, 1 << 16);
-    std::optional<Key> pkey = pk ? Key::from_pem(*pk) : std::nullopt;
-    std::optional<CertInfo> pinfo = pc ? parse_cert_pem(*pc) : std::nullopt;
-    if (pkey && pinfo && key_matches_cert(*pkey, *pc) && covers(*pinfo, c.domains) && pinfo->not_after > now_s()) {
-        chain = *pc;
-        key_pem = *pk;
-        core::log_info("acme_resuming").kv("certificate", c.name).kv("serial", pinfo->serial_hex);
+    if (std::optional<PendingPair> pending = read_pending(dir, c)) {
+        chain = std::move(pending->chain);
+        key_pem = std::move(pending->key_pem);
+        core::log_info("acme_resuming").kv("certificate", c.name).kv("serial", pending->info.serial_hex);
     } else {
         std::string replaces;
         if (auto old = read_file(c.cert_file, 1 << 20))
@@ -384,7 +411,7 @@ Task<void> Manager::renew(route::SnapshotPtr snap, const config::Certificate& c,
             throw std::runtime_error("cannot save issued certificate: " + err);
         chain = std::move(issued.chain_pem);
         key_pem = std::move(issued.key_pem);
-        pinfo = parse_cert_pem(chain);
+        std::optional<CertInfo> pinfo = parse_cert_pem(chain);
         core::log_info("acme_issued")
             .kv("certificate", c.name)
             .kv("serial", pinfo ? pinfo->serial_hex : "?")
@@ -397,11 +424,13 @@ Task<void> Manager::renew(route::SnapshotPtr snap, const config::Certificate& c,
         co_await Sleep(loop_, c.settle_ms, &cancel_);
         if (cancel_.cancelled()) throw FetchError("cancelled");
     }
+    // Installing the same pair again (after a crash or a failed deploy) changes nothing on disk.
     if (!install_pair(c.cert_file, c.key_file, chain, key_pem, err)) throw std::runtime_error("install " + c.cert_file + ": " + err);
-    ::unlink(pending_crt.c_str());
-    ::unlink(pending_key.c_str());
     core::log_info("acme_installed").kv("certificate", c.name).kv("cert_file", c.cert_file).kv("key_file", c.key_file);
     co_await deploy(c);
+    // Only a finished deploy lets the pair go: until then the scheduler resumes it.
+    ::unlink(pending_crt.c_str());
+    ::unlink(pending_key.c_str());
     co_await check_served(snap, c, std::move(chain), st);
 }
 

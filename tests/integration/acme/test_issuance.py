@@ -183,7 +183,7 @@ class IssuanceTest(ah.PebbleTestCase):
         self.assertEqual(s2.events("acme_challenge"), [], "a new order was validated after the restart")
         self.assertEqual(self.pebble.orders_added(), orders, "Pebble saw a new order after the restart")
         self.assertEqual(sorted(os.listdir(self.out)), ["fullchain.pem", "privkey.pem"])
-        # The pending copy is gone once installed, so the next start does not install it again.
+        # The pending copy is gone once installed and deployed, so the next start does not resume it.
         self.assertEqual(sorted(os.listdir(os.path.join(self.storage, "certs", name))), ["state.json"])
         self.stop(s2)
 

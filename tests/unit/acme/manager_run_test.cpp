@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <ctime>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -20,6 +21,7 @@
 #include "acme/manager.hpp"
 #include "acme/store.hpp"
 #include "acme_test_util.hpp"
+#include "acme_tls_util.hpp"
 
 using sniroute::acme::Manager;
 
@@ -38,10 +40,10 @@ uint16_t dead_port() {
     return ntohs(sa.sin_port);
 }
 
-sniroute::route::SnapshotPtr snapshot(const std::string& storage) {
+sniroute::route::SnapshotPtr snapshot(const std::string& storage, uint16_t ca_port = 0) {
     sniroute::config::Config cfg;
     cfg.acme.storage = storage;
-    cfg.acme.directory = "https://127.0.0.1:" + std::to_string(dead_port()) + "/dir";
+    cfg.acme.directory = "https://127.0.0.1:" + std::to_string(ca_port ? ca_port : dead_port()) + "/dir";
     sniroute::config::Certificate c;
     c.name = "mail";
     c.domains = {"mail.example.com"};
@@ -190,6 +192,128 @@ TEST_CASE("Manager: stop() right after start() and stop() of a manager that neve
         uv_run(&loop, UV_RUN_DEFAULT);
     }
     CHECK(uv_loop_close(&loop) == 0);
+}
+
+// A renewal asked for over the control socket is still running when sniroute stops (SIGTERM):
+// its client gets an answer, as queued requests do, not a bare EOF; and the socket file goes
+// away with the listener, so `certs renew` afterwards does not find a dead socket.
+TEST_CASE("Manager: stop() during a requested renewal answers it and removes the control socket") {
+    acme_test::TempDir dir;
+    // A CA that never answers: the kernel completes TCP, nobody speaks TLS.
+    int ca = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(ca, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+    REQUIRE(::listen(ca, 8) == 0);
+    socklen_t len = sizeof sa;
+    ::getsockname(ca, reinterpret_cast<sockaddr*>(&sa), &len);
+    // A back-off in force: the manager sleeps until the request below wakes it.
+    std::string err;
+    REQUIRE(sniroute::acme::ensure_dir(dir / "certs/mail", 0700, err));
+    nlohmann::json st = {{"failures", 1}, {"next_attempt", static_cast<int64_t>(std::time(nullptr)) + 3600}};
+    REQUIRE(sniroute::acme::write_file_atomic(dir / "certs/mail/state.json", st.dump(), 0600, err));
+
+    uv_loop_t loop;
+    REQUIRE(uv_loop_init(&loop) == 0);
+    sniroute::http::MemoryTokenStore tokens;
+    auto m = std::make_unique<Manager>(&loop, snapshot(dir.path(), ntohs(sa.sin_port)), tokens);
+    m->start();
+    const std::string sock = dir / "control.sock";
+
+    std::atomic<bool> sent{false};
+    std::string answer;
+    std::thread client([&] {
+        int fd = connect_control(sock);
+        if (fd >= 0) {
+            (void)!::write(fd, "renew mail\n", 11);
+            sent = true;
+            answer = read_all(fd);
+            ::close(fd);
+        }
+        sent = true;
+    });
+    bool stopped = false;
+    int ticks = 0;
+    poll_on_loop(&loop, [&] {
+        // Half a second after the request: the renewal is waiting for the CA by then.
+        if (!sent || ++ticks < 50) return false;
+        m->stop([&] { stopped = true; });
+        return true;
+    });
+    uv_run(&loop, UV_RUN_DEFAULT);
+    client.join();
+    ::close(ca);
+
+    CHECK(stopped);
+    CHECK(uv_loop_close(&loop) == 0);
+    m.reset();
+    CHECK(answer == "error sniroute is shutting down\n");
+    struct stat sb {};
+    CHECK(::stat(sock.c_str(), &sb) != 0);
+}
+
+// A certificate is issued and installed, and sniroute stops (SIGTERM, or a crash) before its
+// deploy commands have run. The certificate on disk is new, so it is not due again for weeks;
+// unless the interrupted deploy is resumed, the mail servers keep the old one (the Mailu case).
+TEST_CASE("Manager: a deploy interrupted by stop() runs after the restart") {
+    acme_test::TempDir dir;
+    std::string err;
+    REQUIRE(sniroute::acme::ensure_dir(dir / "certs/mail", 0700, err));
+    // An issued pair waiting to be installed, as renew() leaves it after the download.
+    sniroute::acme::Key key = sniroute::acme::Key::generate(sniroute::acme::KeyType::EcdsaP256);
+    acme_test::CertFields f;
+    f.cn = "mail.example.com";
+    f.dns = {"mail.example.com"};
+    f.not_before = static_cast<int64_t>(std::time(nullptr)) - 3600;
+    const std::string chain = acme_test::make_cert(key, f);
+    REQUIRE(sniroute::acme::write_file_atomic(dir / "certs/mail/pending.key", key.private_pem(), 0600, err));
+    REQUIRE(sniroute::acme::write_file_atomic(dir / "certs/mail/pending.crt", chain, 0644, err));
+
+    auto config = [&](const std::string& deploy) {
+        sniroute::config::Config cfg = snapshot(dir.path())->config();
+        cfg.certificates[0].deploy = {deploy};
+        return std::make_shared<const sniroute::route::Snapshot>(std::move(cfg));
+    };
+    auto exists = [](const std::string& path) {
+        struct stat sb {};
+        return ::stat(path.c_str(), &sb) == 0;
+    };
+    uv_loop_t loop;
+    REQUIRE(uv_loop_init(&loop) == 0);
+    sniroute::http::MemoryTokenStore tokens;
+
+    // Runs a manager whose deploy command is `deploy` until `marker` exists (5 s at most).
+    auto run_until = [&](const std::string& deploy, const std::string& marker) {
+        Manager m(&loop, config(deploy), tokens);
+        m.start();
+        bool stopped = false;
+        int ticks = 0;
+        poll_on_loop(&loop, [&] {
+            if (!exists(marker) && ++ticks < 500) return false;
+            m.stop([&] { stopped = true; });
+            return true;
+        });
+        uv_run(&loop, UV_RUN_DEFAULT);
+        CHECK(stopped);
+    };
+
+    // First run: the pair is installed, and the deploy command is still running at stop().
+    run_until("touch " + (dir / "started") + "; exec sleep 30", dir / "started");
+    REQUIRE(exists(dir / "started"));
+    CHECK(sniroute::acme::read_file(dir / "mail.crt", 1 << 20) == chain);
+    CHECK(exists(dir / "certs/mail/pending.crt"));  // kept: the deploy has not finished
+    CHECK(exists(dir / "certs/mail/pending.key"));
+
+    // Second run: the deploy is done now, and only then is the pending pair let go.
+    run_until("touch " + (dir / "deployed"), dir / "deployed");
+    CHECK(uv_loop_close(&loop) == 0);
+    CHECK(exists(dir / "deployed"));
+    CHECK(sniroute::acme::read_file(dir / "mail.crt", 1 << 20) == chain);
+    CHECK_FALSE(exists(dir / "certs/mail/pending.crt"));
+    CHECK_FALSE(exists(dir / "certs/mail/pending.key"));
+    // The key kept for rollback is not the new one: the second install changed nothing.
+    CHECK_FALSE(exists(dir / "mail.key.prev"));
 }
 
 }  // TEST_SUITE

@@ -105,6 +105,13 @@ TEST_CASE("CertState::from_json: damaged input gives defaults, field by field") 
         CHECK(e.next_attempt == 0);
         CHECK(e.served == json::array());
     }
+    // A count the back-off shifts by: a negative one, or one past int, would be undefined
+    // behaviour there (60 << -3) or wrap; a damaged count starts again from 0.
+    for (const char* text : {R"({"failures": -3})", R"({"failures": 3000000000})", R"({"failures": 2147483647})"}) {
+        CAPTURE(text);
+        CHECK(CertState::from_json(json::parse(text)).failures == 0);
+    }
+    CHECK(CertState::from_json(json::parse(R"({"failures": 7})")).failures == 7);
     // What load_state hands over for a file that is not JSON at all.
     CHECK(CertState::from_json(json::parse("{not json", nullptr, false)).failures == 0);
 }
