@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -165,9 +166,23 @@ int certs_command(const std::string& sub, const std::vector<std::string>& args, 
     route::Snapshot snap(cfg);
     if (sub == "list") return cmd_list(snap);
     if (sub == "check") {
+        // A typo must not turn into --days 0 and a check that passes what it should flag.
         int days = 14;
-        for (size_t i = 0; i + 1 < args.size(); ++i)
-            if (args[i] == "--days") days = std::atoi(args[i + 1].c_str());
+        for (size_t i = 0; i < args.size(); ++i) {
+            const std::string& a = args[i];
+            std::string v;
+            if (a == "--days" && i + 1 < args.size()) v = args[++i];
+            else if (a.starts_with("--days=")) v = a.substr(7);
+            else {
+                std::fprintf(stderr, "sniroute certs check: unexpected argument '%s'\n", a.c_str());
+                return 2;
+            }
+            auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), days);
+            if (ec != std::errc() || end != v.data() + v.size() || days < 0 || days > 3650) {
+                std::fprintf(stderr, "sniroute certs check: --days wants a number of days from 0 to 3650, not '%s'\n", v.c_str());
+                return 2;
+            }
+        }
         return cmd_check(snap, days);
     }
     if (sub == "renew") {

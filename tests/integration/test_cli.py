@@ -77,6 +77,24 @@ class CliTest(ProxyTestCase):
         p = run_cli("validate", f"--config={path}")
         self.assertEqual((p.returncode, p.stdout), (0, b"ok\n"))
 
+    def test_certs_usage_errors(self):
+        # A tcp listener only: nothing to probe, so nothing is contacted.
+        path = self.write("tcp.toml", '[[listeners]]\nname = "smtp"\nbind = ["127.0.0.1:1"]\n'
+                          'protocol = "tcp"\ndefault_backend = "b"\n[backends.b]\nservers = ["127.0.0.1:1"]\n')
+        # Without [[certificates]], list says so and check has no TLS route to probe.
+        p = run_cli("certs", "list", "--config", path)
+        self.assertEqual((p.returncode, p.stdout), (0, b"no [[certificates]] configured\n"))
+        self.assertEqual(run_cli("certs", "check", "--days", "30", "--config", path).returncode, 0)
+        # A bad --days must not become 0 (a check that passes what it should flag).
+        for bad in (["--days", "x"], ["--days=-1"], ["--days", "12abc"], ["--frobnicate"]):
+            with self.subTest(args=bad):
+                p = run_cli("certs", "check", *bad, "--config", path)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertIn(b"sniroute certs check:", p.stderr)
+        self.assertEqual(run_cli("certs", "renew", "--config", path).returncode, 2)
+        self.assertEqual(run_cli("certs", "frob", "--config", path).returncode, 2)
+        self.assertEqual(run_cli("certs", "list").returncode, 2)  # --config is required
+
     def test_validate_bad_config_reports_every_error_with_position(self):
         path = self.write("bad.toml", BAD)
         p = run_cli("validate", "--config", path)
