@@ -214,7 +214,7 @@ TEST_CASE("certs check: the exit code counts time left in seconds, and an expire
         std::string days;
         int rc;
     };
-    for (const Case& c : {Case{now - 3600, "0", 1}, Case{now - 3600, "-5", 1}, Case{now + 10 * 86400 + 43200, "10", 0},
+    for (const Case& c : {Case{now - 3600, "0", 1}, Case{now - 3600, "-5", 2} /* not a number of days: usage error */, Case{now + 10 * 86400 + 43200, "10", 0},
                           Case{now + 10 * 86400 + 43200, "11", 1}}) {
         CAPTURE(c.not_after - now);
         CAPTURE(c.days);
