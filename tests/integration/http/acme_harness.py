@@ -280,19 +280,9 @@ class ResponseReader:
         """True if the peer closes (after any data) within timeout."""
         deadline = time.monotonic() + timeout
         while not self.closed:
-            if time.monotonic() > deadline:
+            if time.monotonic() >= deadline:
                 return False
-            left = deadline - time.monotonic()
-            self.sock.settimeout(max(left, 0.01))
-            try:
-                b = self.sock.recv(65536)
-            except socket.timeout:
-                continue
-            except ConnectionResetError:
-                b = b""
-            if not b:
-                self.closed = True
-            self.buf += b
+            self._fill(max(deadline, time.monotonic() + 0.01))
         return True
 
 

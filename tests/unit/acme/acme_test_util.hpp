@@ -2,9 +2,16 @@
 // relies on the code under test to judge that same code (the JOSE conversions in particular).
 #pragma once
 
+#include <netinet/in.h>
 #include <openssl/bn.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdint>
 
 #include <cstdlib>
 #include <filesystem>
@@ -13,6 +20,30 @@
 #include <string_view>
 
 namespace acme_test {
+
+// A certificate as PEM text; `x` stays the caller's.
+inline std::string x509_pem(X509* x) {
+    BIO* bio = BIO_new(BIO_s_mem());
+    PEM_write_bio_X509(bio, x);
+    char* data = nullptr;
+    long len = BIO_get_mem_data(bio, &data);
+    std::string pem(data, static_cast<size_t>(len));
+    BIO_free(bio);
+    return pem;
+}
+
+// A TCP port on 127.0.0.1 that nobody listens on (bound, then released): connects are refused.
+inline uint16_t dead_port() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+    socklen_t len = sizeof sa;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+    ::close(fd);
+    return ntohs(sa.sin_port);
+}
 
 // base64url through OpenSSL's plain base64 encoder, translated by hand: independent of b64.cpp.
 inline std::string ref_b64url(std::string_view bytes) {

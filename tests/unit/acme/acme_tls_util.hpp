@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "acme/key.hpp"
+#include "acme_test_util.hpp"
 
 namespace acme_test {
 
@@ -68,12 +69,7 @@ inline std::string make_cert(const sniroute::acme::Key& key, const CertFields& f
         AUTHORITY_KEYID_free(akid);
     }
     REQUIRE(X509_sign(x, key.pkey(), EVP_sha256()) > 0);
-    BIO* bio = BIO_new(BIO_s_mem());
-    PEM_write_bio_X509(bio, x);
-    char* data = nullptr;
-    long len = BIO_get_mem_data(bio, &data);
-    std::string pem(data, static_cast<size_t>(len));
-    BIO_free(bio);
+    std::string pem = acme_test::x509_pem(x);
     X509_free(x);
     return pem;
 }

@@ -12,6 +12,7 @@
 
 #include "acme/cert.hpp"
 #include "acme/key.hpp"
+#include "acme_test_util.hpp"
 
 using sniroute::acme::cert_info_from_x509;
 using sniroute::acme::CertInfo;
@@ -58,12 +59,7 @@ std::string make_cert(const CertSpec& spec, EVP_PKEY* subject_key, X509* issuer,
         X509_EXTENSION_free(ext);
     }
     REQUIRE(X509_sign(x, issuer_key ? issuer_key : subject_key, EVP_sha256()) > 0);
-    BIO* bio = BIO_new(BIO_s_mem());
-    PEM_write_bio_X509(bio, x);
-    char* data = nullptr;
-    long len = BIO_get_mem_data(bio, &data);
-    std::string pem(data, static_cast<size_t>(len));
-    BIO_free(bio);
+    std::string pem = acme_test::x509_pem(x);
     X509_free(x);
     return pem;
 }

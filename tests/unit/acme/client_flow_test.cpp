@@ -53,12 +53,7 @@ std::string issue_for_csr(const std::string& csr_der, const Key& ca_key) {
     for (int i = 0; i < sk_X509_EXTENSION_num(exts); ++i) X509_add_ext(x, sk_X509_EXTENSION_value(exts, i), -1);
     sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
     REQUIRE(X509_sign(x, ca_key.pkey(), EVP_sha256()) > 0);
-    BIO* bio = BIO_new(BIO_s_mem());
-    PEM_write_bio_X509(bio, x);
-    char* data = nullptr;
-    long len = BIO_get_mem_data(bio, &data);
-    std::string pem(data, static_cast<size_t>(len));
-    BIO_free(bio);
+    std::string pem = acme_test::x509_pem(x);
     X509_free(x);
     X509_REQ_free(req);
     return pem;

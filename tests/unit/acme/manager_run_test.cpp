@@ -27,23 +27,11 @@ using sniroute::acme::Manager;
 
 namespace {
 
-// A port on 127.0.0.1 with no listener: the CA's connection is refused at once.
-uint16_t dead_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
-    socklen_t len = sizeof sa;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
-    ::close(fd);
-    return ntohs(sa.sin_port);
-}
 
 sniroute::route::SnapshotPtr snapshot(const std::string& storage, uint16_t ca_port = 0) {
     sniroute::config::Config cfg;
     cfg.acme.storage = storage;
-    cfg.acme.directory = "https://127.0.0.1:" + std::to_string(ca_port ? ca_port : dead_port()) + "/dir";
+    cfg.acme.directory = "https://127.0.0.1:" + std::to_string(ca_port ? ca_port : acme_test::dead_port()) + "/dir";
     sniroute::config::Certificate c;
     c.name = "mail";
     c.domains = {"mail.example.com"};

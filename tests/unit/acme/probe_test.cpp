@@ -35,18 +35,6 @@ SocketAddress addr(const std::string& text) {
     return *a;
 }
 
-// A TCP port on 127.0.0.1 that nobody listens on (bound, then released).
-uint16_t dead_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
-    socklen_t len = sizeof sa;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
-    ::close(fd);
-    return ntohs(sa.sin_port);
-}
 
 // imaps (tls, routes mail.example.com to dovecot, default webmail), smtp (tcp), http (http),
 // submissions (tls, only a *.example.org route), and a TLS listener with no bind address.
@@ -134,7 +122,7 @@ TEST_CASE("probe: reads the served leaf with the right SNI, after fail-over from
     t.port = 993;
     t.backend = "dovecot";
     t.sni = "mail.example.com";
-    t.servers = {addr("127.0.0.1:" + std::to_string(dead_port())), addr("127.0.0.1:" + std::to_string(server.port()))};
+    t.servers = {addr("127.0.0.1:" + std::to_string(acme_test::dead_port())), addr("127.0.0.1:" + std::to_string(server.port()))};
     ProbeResult r = probe(t, 5000);
     CHECK(r.error == "");
     CHECK(r.server == "127.0.0.1:" + std::to_string(server.port()));
@@ -174,7 +162,7 @@ TEST_CASE("probe: sends a PROXY v1 UNKNOWN or v2 LOCAL header first when the bac
 TEST_CASE("probe: errors name the server; a silent server times out") {
     ProbeTarget t;
     t.sni = "mail.example.com";
-    uint16_t dead = dead_port();
+    uint16_t dead = acme_test::dead_port();
     t.servers = {addr("127.0.0.1:" + std::to_string(dead))};
     ProbeResult r = probe(t, 2000);
     CHECK_FALSE(r.leaf.has_value());
