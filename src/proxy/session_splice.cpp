@@ -36,9 +36,13 @@ constexpr long kSpliceFds = 4;
 std::atomic<long> g_splice_fds{0};
 
 long splice_fd_budget(uint32_t max_connections) {
-    rlimit rl{};
-    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 1L << 40;
-    long nofile = static_cast<long>(rl.rlim_cur);
+    // Read once: the limit is raised at start-up, before any session exists, and not after.
+    static const long nofile = [] {
+        rlimit rl{};
+        if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 0L;
+        return static_cast<long>(rl.rlim_cur);
+    }();
+    if (nofile == 0) return 1L << 40;
     return std::max(nofile - 256 - 2L * max_connections, nofile / 8);
 }
 
