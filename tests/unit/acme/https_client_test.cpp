@@ -166,23 +166,18 @@ TEST_CASE("transport failures: bad URL, refused connection, silent server, cance
     CHECK(o.error == "not an https URL: http://localhost/");
 
     // A port nobody listens on, on every address localhost has.
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
-    socklen_t len = sizeof sa;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
-    uint16_t port = ntohs(sa.sin_port);
-    ::close(fd);
+    uint16_t port = acme_test::dead_port();
     o = fetch(ctx, {"GET", url(port), "", "", ""});
     // The message names the request and the address with its port.
     CHECK(o.error.starts_with("GET " + url(port) + ": connect to "));
     CHECK(o.error.find(":" + std::to_string(port) + ": ") != std::string::npos);
 
     // Accepted by the kernel, never answered: the timeout ends it.
-    fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sa.sin_port = 0;
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sa;
     REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
     REQUIRE(::listen(fd, 4) == 0);
     ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
