@@ -6,7 +6,7 @@
 
 #include "acme/cli.hpp"
 #include "config/config.hpp"
-#include "core/server.hpp"
+#include "server/control.hpp"
 
 namespace {
 
@@ -88,7 +88,7 @@ int cmd_run(int argc, char** argv) {
         for (auto& d : res.diagnostics) std::fprintf(stderr, "%s\n", d.to_string().c_str());
         return 1;
     }
-    return sniroute::core::run_server(std::move(*res.config), a.pidfile);
+    return sniroute::server::run_server(std::move(*res.config), a.pidfile);
 }
 
 int cmd_certs(int argc, char** argv) {

@@ -12,6 +12,8 @@
 #include <system_error>
 #include <utility>
 
+#include "core/fd.hpp"
+
 namespace sniroute::acme {
 
 namespace {
@@ -21,22 +23,6 @@ constexpr size_t kMaxCopyBytes = 16u << 20;
 
 constexpr mode_t kNewCertMode = 0644;
 constexpr mode_t kNewKeyMode = 0600;
-
-// Closes a descriptor on scope exit unless it was closed explicitly (to check close's result).
-class Fd {
-public:
-    explicit Fd(int fd) : fd_(fd) {}
-    ~Fd() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    int get() const { return fd_; }
-    int close() { return ::close(std::exchange(fd_, -1)); }
-
-private:
-    int fd_;
-};
 
 struct Owner {
     uid_t uid;
@@ -85,7 +71,7 @@ std::string temp_path_for(const std::string& path) {
 // Makes a rename in dir durable. Some filesystems cannot fsync a directory (EINVAL); they give
 // no stronger promise we could ask for, so that is not an error.
 bool fsync_dir(const std::string& dir, std::string& err) {
-    Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    core::Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (fd.get() < 0) return fail(err, "open directory", dir, errno);
     if (::fsync(fd.get()) != 0 && errno != EINVAL) return fail(err, "fsync directory", dir, errno);
     return true;
@@ -112,7 +98,7 @@ bool write_atomic(const std::string& path, std::string_view data, mode_t mode, s
         if (raw < 0 && errno != EEXIST) break;
     }
     if (raw < 0) return fail(err, "create", tmp, errno);
-    Fd fd(raw);
+    core::Fd fd(raw);
     auto abandon = [&](const char* what, int e) {
         ::unlink(tmp.c_str());
         return fail(err, what, tmp, e);
@@ -234,7 +220,7 @@ bool install_pair(const std::string& cert_path, const std::string& key_path, std
 
 std::optional<std::string> read_file(const std::string& path, size_t max_bytes) {
     // O_NONBLOCK so that opening a FIFO does not wait for a writer; it is rejected below.
-    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+    core::Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
     struct stat st {};
     if (fd.get() < 0 || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
     if (st.st_size > 0 && static_cast<uint64_t>(st.st_size) > max_bytes) return std::nullopt;

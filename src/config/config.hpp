@@ -8,13 +8,14 @@
 #include <vector>
 
 #include "core/address.hpp"
+#include "core/log.hpp"
 
 namespace sniroute::config {
 
 enum class Protocol { Tls, Tcp, Http };
 enum class AcmeMode { Auto, Local, Backend };
 enum class ProxyProtocol { Off, V1, V2 };
-enum class LogFormat { Text, Json };
+using core::LogFormat;
 
 const char* to_string(Protocol p);
 const char* to_string(AcmeMode m);

@@ -10,8 +10,8 @@
 #include <unordered_map>
 
 #include "config/config.hpp"
-#include "route/name_table.hpp"
-#include "tls/client_hello.hpp"
+#include "core/host_name.hpp"
+#include "core/time.hpp"
 
 namespace sniroute::config {
 
@@ -124,7 +124,7 @@ private:
     void load_backends(const toml::table& t);
     void load_listeners(const toml::node& n);
     void load_listener(const toml::table& t);
-    void load_route(const toml::table& t, Listener& l, route::NameTable& names);
+    void load_route(const toml::table& t, Listener& l, std::set<std::string>& names);
     void load_acme(const toml::table& t);
     void load_certificates(const toml::node& n, const toml::table& root);
     void load_certificate(const toml::table& t);
@@ -216,10 +216,7 @@ void Loader::load_acme(const toml::table& t) {
     if (auto tp = get_string(t, "account_thumbprint")) {
         // A JWK thumbprint (RFC 7638) is base64url without padding; anything else would be
         // echoed to the CA verbatim and fail validation in a confusing way.
-        bool ok = true;
-        for (char c : *tp)
-            ok = ok && ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_');
-        if (!ok) error(t.get("account_thumbprint")->source(), "account_thumbprint must be base64url (A-Z a-z 0-9 - _)");
+        if (!tp->empty() && !core::is_base64url(*tp)) error(t.get("account_thumbprint")->source(), "account_thumbprint must be base64url (A-Z a-z 0-9 - _)");
         else cfg_.acme.account_thumbprint = *tp;
     }
 }
@@ -317,7 +314,7 @@ void Loader::load_listener(const toml::table& t) {
         } else if (l.protocol == Protocol::Tcp && !routes->empty()) {
             error(rn->source(), "tcp listener \"" + l.name + "\" cannot have routes: it sees no name to match");
         } else {
-            route::NameTable names;
+            std::set<std::string> names;  // normalised patterns seen so far
             for (const toml::node& r : *routes) {
                 if (const toml::table* rt = r.as_table()) load_route(*rt, l, names);
                 else error(r.source(), "each route must be a table");
@@ -327,14 +324,14 @@ void Loader::load_listener(const toml::table& t) {
     cfg_.listeners.push_back(std::move(l));
 }
 
-void Loader::load_route(const toml::table& t, Listener& l, route::NameTable& names) {
+void Loader::load_route(const toml::table& t, Listener& l, std::set<std::string>& names) {
     check_keys(t, {"match", "backend", "acme", "redirect_https"}, "[[listeners.routes]]");
     Route r;
     get_string_list(t, "match", [&](const std::string& s, const toml::source_region& at) {
         std::string norm;
-        if (!route::normalize_pattern(s, norm))
+        if (!core::normalize_pattern(s, norm))
             return error(at, "invalid match \"" + s + "\" (expected a host name or *.suffix)");
-        if (!names.add(norm, 0)) return error(at, "\"" + s + "\" is matched by an earlier route of this listener");
+        if (!names.insert(norm).second) return error(at, "\"" + s + "\" is matched by an earlier route of this listener");
         r.match.push_back(norm);
     });
     if (!t.get("match")) error(t.source(), "route has no 'match'");
@@ -397,7 +394,7 @@ void Loader::load_certificate(const toml::table& t) {
     get_string_list(t, "domains", [&](const std::string& s, const toml::source_region& at) {
         std::string norm;
         if (s.starts_with("*.")) return error(at, "wildcard \"" + s + "\" cannot be validated with HTTP-01");
-        if (!tls::normalize_host_name(s, norm)) return error(at, "invalid domain \"" + s + "\"");
+        if (!core::normalize_host_name(s, norm)) return error(at, "invalid domain \"" + s + "\"");
         c.domains.push_back(norm);
     });
     if (c.domains.empty() && !t.get("domains")) error(t.source(), "certificate has no 'domains'");

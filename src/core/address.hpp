@@ -31,7 +31,4 @@ struct SocketAddress {
     bool operator==(const SocketAddress& o) const;
 };
 
-// Parses "250ms", "5s", "10m", "1h", "1d" and sums such as "1m30s". Returns milliseconds.
-std::optional<uint64_t> parse_duration_ms(std::string_view text);
-
 }  // namespace sniroute::core

@@ -75,7 +75,7 @@ bool needs_quotes(std::string_view v) {
 
 }  // namespace
 
-void set_log_format(config::LogFormat f) { g_json.store(f == config::LogFormat::Json, std::memory_order_relaxed); }
+void set_log_format(LogFormat f) { g_json.store(f == LogFormat::Json, std::memory_order_relaxed); }
 
 LogLine::LogLine(Level level, std::string_view event) : json_(g_json.load(std::memory_order_relaxed)) {
     buf_.reserve(256);

@@ -8,13 +8,12 @@
 #include <string>
 #include <string_view>
 
-#include "config/config.hpp"
-
 namespace sniroute::core {
 
 enum class Level { Info, Warn, Error };
+enum class LogFormat { Text, Json };
 
-void set_log_format(config::LogFormat f);
+void set_log_format(LogFormat f);
 
 class LogLine {
 public:

@@ -4,26 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/fd.hpp"
+#include "core/host_name.hpp"
+
 namespace sniroute::http {
-
-namespace {
-
-bool is_b64url(char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
-}
-
-// Closes a descriptor on scope exit.
-struct Fd {
-    int fd = -1;
-    explicit Fd(int f) : fd(f) {}
-    ~Fd() {
-        if (fd >= 0) ::close(fd);
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-};
-
-}  // namespace
 
 void MemoryTokenStore::put(std::string token, std::string key_authorization) {
     std::lock_guard lock(mu_);
@@ -58,7 +42,7 @@ PathKind classify(std::string_view path, std::string& token) {
     std::string_view t = path.substr(kChallengePrefix.size());
     if (t.empty() || t.size() > kMaxToken) return PathKind::BadToken;
     for (char c : t)
-        if (!is_b64url(c)) return PathKind::BadToken;
+        if (!core::is_base64url_char(c)) return PathKind::BadToken;
     token.assign(t);
     return PathKind::Challenge;
 }
@@ -67,22 +51,22 @@ std::optional<std::string> read_webroot_token(const std::string& webroot, const 
     // Walk one component at a time with O_NOFOLLOW, so no symbolic link anywhere below the
     // webroot can lead out of it. The token itself was checked to be base64url, so it has no
     // '/' and cannot be "." or "..".
-    Fd root(::open(webroot.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (root.fd < 0) return std::nullopt;
-    Fd wk(::openat(root.fd, ".well-known", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (wk.fd < 0) return std::nullopt;
-    Fd ac(::openat(wk.fd, "acme-challenge", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (ac.fd < 0) return std::nullopt;
+    core::Fd root(::open(webroot.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (root.get() < 0) return std::nullopt;
+    core::Fd wk(::openat(root.get(), ".well-known", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (wk.get() < 0) return std::nullopt;
+    core::Fd ac(::openat(wk.get(), "acme-challenge", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (ac.get() < 0) return std::nullopt;
     // O_NONBLOCK: a FIFO planted there must not stall the event loop on open.
-    Fd f(::openat(ac.fd, token.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
-    if (f.fd < 0) return std::nullopt;
+    core::Fd f(::openat(ac.get(), token.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    if (f.get() < 0) return std::nullopt;
     struct stat st{};
-    if (::fstat(f.fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > static_cast<off_t>(kMaxAnswerFile))
+    if (::fstat(f.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > static_cast<off_t>(kMaxAnswerFile))
         return std::nullopt;
     std::string body(static_cast<size_t>(st.st_size), '\0');
     size_t got = 0;
     while (got < body.size()) {
-        ssize_t n = ::read(f.fd, body.data() + got, body.size() - got);
+        ssize_t n = ::read(f.get(), body.data() + got, body.size() - got);
         if (n <= 0) break;
         got += static_cast<size_t>(n);
     }

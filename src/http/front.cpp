@@ -1,6 +1,6 @@
 #include "http/front.hpp"
 
-#include "tls/client_hello.hpp"
+#include "core/host_name.hpp"
 
 namespace sniroute::http {
 
@@ -67,7 +67,7 @@ bool parse_host(std::string_view value, std::string& name, std::string& authorit
     size_t colon = value.find(':');
     std::string_view host = value.substr(0, colon);
     if (colon != std::string_view::npos && !valid_port(value.substr(colon + 1))) return false;
-    if (!tls::normalize_host_name(host, name)) return false;
+    if (!core::normalize_host_name(host, name)) return false;
     authority = name;
     return true;
 }

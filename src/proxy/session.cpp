@@ -9,7 +9,7 @@
 #include <new>
 
 #include "core/log.hpp"
-#include "core/worker.hpp"
+#include "server/worker.hpp"
 #include "proxy/proxy_protocol.hpp"
 
 namespace sniroute::proxy {
@@ -63,7 +63,7 @@ void Session::PendingWrite::Free::operator()(PendingWrite* p) const noexcept {
     ::operator delete(p);
 }
 
-Session::Session(core::Worker& w, size_t li)
+Session::Session(server::Worker& w, size_t li)
     : w_(w),
       snap_(w.snapshot()),
       li_(li),
@@ -84,7 +84,7 @@ Session::~Session() {
     w_.detach(this);
 }
 
-void Session::accept(core::Worker& w, uv_stream_t* server, size_t li, bool nodelay_inherited) {
+void Session::accept(server::Worker& w, uv_stream_t* server, size_t li, bool nodelay_inherited) {
     auto* s = new Session(w, li);
     if (int r = uv_accept(server, S(&s->client_)); r != 0) return s->close(Outcome::Error, uv_strerror(r));
     uint32_t n = w.shared().connections.fetch_add(1, std::memory_order_relaxed);
@@ -132,7 +132,7 @@ void Session::arm_timer(uint64_t ms) { uv_timer_start(&timer_, on_timer, ms, 0);
 void Session::on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) noexcept {
     auto* s = static_cast<Session*>(h->data);
     buf->base = s->w_.read_buffer();
-    buf->len = core::Worker::kReadBufferSize;
+    buf->len = server::Worker::kReadBufferSize;
     // Before the backend is connected, read no more than the head may still grow by, so a
     // client can never make us buffer past the cap.
     if (s->phase_ == Phase::ProxyHeader || s->phase_ == Phase::Peek || s->phase_ == Phase::HttpHead) {

@@ -14,7 +14,7 @@
 #include <string>
 
 #include "core/address.hpp"
-#include "core/worker.hpp"
+#include "server/worker.hpp"
 #include "http/request_head.hpp"
 #include "route/router.hpp"
 #include "tls/client_hello.hpp"
@@ -42,13 +42,13 @@ public:
     // Accepts one pending connection from `server` for listener `li` of the worker's snapshot.
     // `nodelay_inherited`: the listening socket has TCP_NODELAY, which Linux copies to every
     // socket it accepts, so the session need not set it again.
-    static void accept(core::Worker& w, uv_stream_t* server, size_t li, bool nodelay_inherited);
+    static void accept(server::Worker& w, uv_stream_t* server, size_t li, bool nodelay_inherited);
 
     // Closes both sides at once (drain timeout, second SIGTERM).
     void abort() { close(Outcome::Aborted); }
 
 private:
-    friend class core::Worker;  // intrusive session list
+    friend class server::Worker;  // intrusive session list
 
     // Bytes the receiving socket could not take at once, with the libuv request that writes
     // them: one allocation, made only when a peer is slow, freed when the write completes.
@@ -109,7 +109,7 @@ private:
     // does not reset the connection before the client has read it.
     enum class Phase { ProxyHeader, Peek, HttpHead, Linger, Connecting, Relay };
 
-    Session(core::Worker& w, size_t li);
+    Session(server::Worker& w, size_t li);
     ~Session();
 
     void start();
@@ -163,7 +163,7 @@ private:
     static void on_close(uv_handle_t* h) noexcept;
     static void on_upstream_retry_closed(uv_handle_t* h) noexcept;
 
-    core::Worker& w_;
+    server::Worker& w_;
     route::SnapshotPtr snap_;
     size_t li_;
     const config::Listener& listener_;

@@ -4,7 +4,7 @@
 #include <sys/socket.h>
 
 #include "core/log.hpp"
-#include "core/worker.hpp"
+#include "server/worker.hpp"
 #include "http/front.hpp"
 #include "proxy/session.hpp"
 

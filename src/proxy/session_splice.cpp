@@ -15,7 +15,7 @@
 #include <cerrno>
 #include <new>
 
-#include "core/worker.hpp"
+#include "server/worker.hpp"
 #include "proxy/session.hpp"
 
 namespace sniroute::proxy {
@@ -60,7 +60,7 @@ const char* socket_error(int fd) {
 // the two polls watch dup()s of the sockets. `in_open` false means splicing is not (or no
 // longer) set up and the direction stays on read and write.
 struct Session::Splice {
-    explicit Splice(core::Worker& w) : worker(w) {}
+    explicit Splice(server::Worker& w) : worker(w) {}
     ~Splice() { release(); }
     Splice(const Splice&) = delete;
     Splice& operator=(const Splice&) = delete;
@@ -87,7 +87,7 @@ struct Session::Splice {
         reserved = false;
     }
 
-    core::Worker& worker;
+    server::Worker& worker;
     uv_poll_t in{};   // readable on in_fd, a dup of the direction's `from`
     uv_poll_t out{};  // writable on out_fd, a dup of `to`, only while `to` is full
     bool in_open = false;  // initialised and not yet handed to uv_close
@@ -96,7 +96,7 @@ struct Session::Splice {
     bool polling_out = false;
     bool reserved = false;  // holds kSpliceFds of the budget
     int in_fd = -1, out_fd = -1;
-    core::KernelPipe pipe;  // borrowed from the worker
+    server::KernelPipe pipe;  // borrowed from the worker
     size_t queued = 0;      // bytes in the kernel pipe, not yet written to `to`
 };
 

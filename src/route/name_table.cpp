@@ -1,39 +1,18 @@
 #include "route/name_table.hpp"
 
-#include "tls/client_hello.hpp"
+#include "core/host_name.hpp"
 
 namespace sniroute::route {
 
-namespace {
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out)
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    return out;
-}
-
-}  // namespace
-
-bool normalize_pattern(std::string_view pattern, std::string& out) {
-    if (pattern.starts_with("*.")) {
-        std::string host;
-        if (!tls::normalize_host_name(pattern.substr(2), host)) return false;
-        out = "*." + host;
-        return true;
-    }
-    return tls::normalize_host_name(pattern, out);
-}
-
 bool NameTable::add(std::string_view pattern, size_t index) {
-    std::string p = lower(pattern);
+    std::string p = core::ascii_lower(pattern);
     if (p.starts_with("*.")) return suffix_.emplace(p.substr(1), index).second;
     return exact_.emplace(std::move(p), index).second;
 }
 
 std::optional<size_t> NameTable::find(std::string_view name) const {
     if (!name.empty() && name.back() == '.') name.remove_suffix(1);
-    std::string key = lower(name);
+    std::string key = core::ascii_lower(name);
     if (auto it = exact_.find(key); it != exact_.end()) return it->second;
     if (suffix_.empty()) return std::nullopt;
     // Walk the dots left to right: the first suffix found is the longest one. The label before

@@ -38,7 +38,4 @@ private:
     Map suffix_;  // keyed by the suffix with its leading dot (".example.org")
 };
 
-// Validates a route pattern; on success writes its normalised (lower-case) form.
-bool normalize_pattern(std::string_view pattern, std::string& out);
-
 }  // namespace sniroute::route

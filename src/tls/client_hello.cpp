@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/host_name.hpp"
+
 namespace sniroute::tls {
 
 namespace {
@@ -78,7 +80,7 @@ bool parse_server_name(Reader ext, ClientHelloInfo& out, const char*& why) {
     if (type != 0) return why = "server_name type is not host_name", false;
     if (!list.empty()) return why = "more than one server_name entry", false;
     std::string_view raw(reinterpret_cast<const char*>(name.data()), name.left());
-    if (!normalize_host_name(raw, out.sni)) return why = "server_name is not a valid host name", false;
+    if (!core::normalize_host_name(raw, out.sni)) return why = "server_name is not a valid host name", false;
     out.has_sni = true;
     return true;
 }
@@ -127,31 +129,6 @@ const char* to_string(ParseStatus s) noexcept {
         case ParseStatus::TooLarge: return "too-large";
     }
     return "?";
-}
-
-bool normalize_host_name(std::string_view in, std::string& out) {
-    if (!in.empty() && in.back() == '.') in.remove_suffix(1);
-    if (in.empty() || in.size() > 253) return false;
-    std::string name;
-    name.reserve(in.size());
-    size_t label = 0;
-    for (char c : in) {
-        if (c == '.') {
-            if (label == 0) return false;  // empty label: leading dot or ".."
-            label = 0;
-        } else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-') {
-            if (++label > 63) return false;
-        } else if (c >= 'A' && c <= 'Z') {
-            if (++label > 63) return false;
-            c = static_cast<char>(c - 'A' + 'a');
-        } else {
-            return false;  // NUL, '/', ':', '[', '%', space, '_' and all non-ASCII bytes
-        }
-        name.push_back(c);
-    }
-    if (label == 0) return false;
-    out = std::move(name);
-    return true;
 }
 
 /*

@@ -36,11 +36,6 @@ struct ClientHelloInfo {
 ParseStatus parse_client_hello_body(const uint8_t* p, size_t n, ClientHelloInfo& out,
                                     const char*& why) noexcept;
 
-// Checks a host name as RFC 1123 allows it in SNI and Host: letters, digits, hyphens and dots,
-// labels of 1 to 63 bytes, at most 253 bytes once one trailing dot is dropped. On success
-// writes the lower-cased name to `out`.
-bool normalize_host_name(std::string_view in, std::string& out);
-
 class ClientHelloParser {
 public:
     static constexpr size_t kDefaultMaxBytes = 16384;

@@ -282,20 +282,4 @@ TEST_CASE("malformed bodies") {
     }
 }
 
-TEST_CASE("normalize_host_name on its own") {
-    std::string out = "untouched";
-    CHECK(normalize_host_name("WWW.Example.ORG.", out));
-    CHECK(out == "www.example.org");
-    CHECK(normalize_host_name("a", out));
-    CHECK(out == "a");
-    // A rejected name leaves `out` as it was.
-    out = "untouched";
-    const std::string_view bads[] = {"", ".", "..", "a..", "a b", "a\tb", "a.b\n", "@", std::string_view("\0", 1)};
-    for (std::string_view bad : bads) {
-        CAPTURE(bad);
-        CHECK_FALSE(normalize_host_name(bad, out));
-    }
-    CHECK(out == "untouched");
-}
-
 }  // TEST_SUITE

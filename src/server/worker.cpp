@@ -1,4 +1,4 @@
-#include "core/worker.hpp"
+#include "server/worker.hpp"
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -9,7 +9,12 @@
 #include "core/log.hpp"
 #include "proxy/session.hpp"
 
-namespace sniroute::core {
+namespace sniroute::server {
+
+using core::log_error;
+using core::log_info;
+using core::log_warn;
+using core::SocketAddress;
 
 // A listening handle. Heap-allocated and freed in its close callback, like every handle here.
 struct Worker::ListenHandle {
@@ -266,4 +271,4 @@ void Worker::maybe_finish() {
     uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
 }
 
-}  // namespace sniroute::core
+}  // namespace sniroute::server

@@ -1,7 +1,7 @@
 // The control thread. It binds every socket itself, so that a port in use fails start-up (or a
 // reload) with a clear message before anything is accepted; then it starts the workers and
 // sleeps in its own loop, waking only for signals.
-#include "core/server.hpp"
+#include "server/control.hpp"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -18,9 +18,14 @@
 
 #include "acme/manager.hpp"
 #include "core/log.hpp"
-#include "core/worker.hpp"
+#include "server/worker.hpp"
 
-namespace sniroute::core {
+namespace sniroute::server {
+
+using core::log_error;
+using core::log_info;
+using core::log_warn;
+using core::SocketAddress;
 
 namespace {
 
@@ -295,4 +300,4 @@ int run_server(config::Config cfg, const std::string& pidfile) {
     return c.run();
 }
 
-}  // namespace sniroute::core
+}  // namespace sniroute::server

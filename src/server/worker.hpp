@@ -18,7 +18,7 @@ namespace sniroute::proxy {
 class Session;
 }
 
-namespace sniroute::core {
+namespace sniroute::server {
 
 // TCP_DEFER_ACCEPT seconds for a listener. Deferred accept only pays off where the client speaks
 // first and we must wait for it anyway (TLS, HTTP); it stays off for tcp listeners, where the
@@ -29,7 +29,7 @@ int defer_accept_secs(const config::Listener& l, const config::Global& g);
 // thread so that bind errors surface before anything starts.
 struct ListenSocket {
     std::string listener;
-    SocketAddress addr;
+    core::SocketAddress addr;
     int fd = -1;
 };
 
@@ -127,4 +127,4 @@ private:
     std::vector<ListenSocket> pending_sockets_;
 };
 
-}  // namespace sniroute::core
+}  // namespace sniroute::server

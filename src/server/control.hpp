@@ -6,9 +6,9 @@
 
 #include "config/config.hpp"
 
-namespace sniroute::core {
+namespace sniroute::server {
 
 // Runs until SIGTERM/SIGINT have drained every worker. Returns the process exit code.
 int run_server(config::Config cfg, const std::string& pidfile);
 
-}  // namespace sniroute::core
+}  // namespace sniroute::server
