@@ -7,6 +7,8 @@
 #include <cctype>
 #include <cstring>
 
+#include "http/llhttp_setup.hpp"
+
 namespace sniroute::acme {
 
 namespace {
@@ -34,14 +36,13 @@ public:
         wbio_ = BIO_new(BIO_s_mem());
         SSL_set_bio(ssl_, rbio_, wbio_);
         SSL_set_connect_state(ssl_);
-        llhttp_settings_init(&settings_);
-        settings_.on_header_field = on_header_field;
-        settings_.on_header_value = on_header_value;
-        settings_.on_body = on_body;
-        settings_.on_headers_complete = on_headers_complete;
-        settings_.on_message_complete = on_message_complete;
-        llhttp_init(&parser_, HTTP_RESPONSE, &settings_);
-        parser_.data = this;
+        http::start_parser(parser_, settings_, HTTP_RESPONSE,
+                           {.on_header_field = on_header_field,
+                            .on_header_value = on_header_value,
+                            .on_headers_complete = on_headers_complete,
+                            .on_body = on_body,
+                            .on_message_complete = on_message_complete},
+                           this);
     }
 
     // `early_error` fails the request at once; it still goes through end(), so the coroutine is

@@ -40,12 +40,13 @@ public:
     const char* error() const { return why_; }
 
 private:
-    static int on_url(llhttp_t* p, const char* at, size_t n);
-    static int on_header_field(llhttp_t* p, const char* at, size_t n);
-    static int on_header_value(llhttp_t* p, const char* at, size_t n);
-    static int on_header_value_complete(llhttp_t* p);
-    static int on_header_field_complete(llhttp_t* p);
-    static int on_headers_complete(llhttp_t* p);
+    // llhttp's callbacks. llhttp is C, so none lets an exception out (http/llhttp_setup.hpp).
+    static int on_url(llhttp_t* p, const char* at, size_t n) noexcept;
+    static int on_header_field(llhttp_t* p, const char* at, size_t n) noexcept;
+    static int on_header_value(llhttp_t* p, const char* at, size_t n) noexcept;
+    static int on_header_value_complete(llhttp_t* p) noexcept;
+    static int on_header_field_complete(llhttp_t* p) noexcept;
+    static int on_headers_complete(llhttp_t* p) noexcept;
 
     llhttp_t parser_{};
     llhttp_settings_t settings_{};
