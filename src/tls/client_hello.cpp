@@ -142,16 +142,14 @@ const char* to_string(ParseStatus s) noexcept {
  * The extensions block may be absent altogether in a TLS 1.2 hello; if present it must fill the
  * rest of the message exactly.
  */
-ParseStatus parse_client_hello_body(const uint8_t* p, size_t n, ClientHelloInfo& out,
-                                    const char*& why) noexcept {
+ParseStatus parse_client_hello_body(const uint8_t* p, size_t n, ClientHelloInfo& out, const char*& why) noexcept {
     out = ClientHelloInfo{};
     Reader r(p, n);
     Reader v(nullptr, 0);
     if (!r.u16(out.legacy_version)) return why = "legacy_version truncated", ParseStatus::Malformed;
     if (!r.skip(32)) return why = "random truncated", ParseStatus::Malformed;
     if (!r.vec8(v) || v.left() > 32) return why = "session_id", ParseStatus::Malformed;
-    if (!r.vec16(v) || v.left() < 2 || v.left() % 2 != 0)
-        return why = "cipher_suites", ParseStatus::Malformed;
+    if (!r.vec16(v) || v.left() < 2 || v.left() % 2 != 0) return why = "cipher_suites", ParseStatus::Malformed;
     if (!r.vec8(v) || v.empty()) return why = "compression_methods", ParseStatus::Malformed;
     if (r.empty()) return ParseStatus::Done;
 
@@ -160,23 +158,21 @@ ParseStatus parse_client_hello_body(const uint8_t* p, size_t n, ClientHelloInfo&
     // Duplicate extensions are forbidden (RFC 8446 4.2). A small seen-list is enough: a hello
     // carries a few dozen extensions at most, and the byte cap bounds the loop anyway.
     std::vector<uint16_t> seen;
-    try {
-        while (!exts.empty()) {
-            uint16_t type;
-            Reader body(nullptr, 0);
-            if (!exts.u16(type) || !exts.vec16(body))
-                return why = "extension overruns its block", ParseStatus::Malformed;
-            if (std::find(seen.begin(), seen.end(), type) != seen.end())
-                return why = "duplicate extension", ParseStatus::Malformed;
-            seen.push_back(type);
-            bool ok = true;
-            if (type == kExtServerName) ok = parse_server_name(body, out, why);
-            else if (type == kExtAlpn) ok = parse_alpn(body, out, why);
-            else if (type == kExtSupportedVersions) ok = parse_supported_versions(body, out, why);
-            if (!ok) return ParseStatus::Malformed;
-        }
-    } catch (const std::bad_alloc&) {
-        return why = "out of memory", ParseStatus::Malformed;
+    while (!exts.empty()) {
+        uint16_t type;
+        Reader body(nullptr, 0);
+        if (!exts.u16(type) || !exts.vec16(body)) return why = "extension overruns its block", ParseStatus::Malformed;
+        if (std::find(seen.begin(), seen.end(), type) != seen.end())
+            return why = "duplicate extension", ParseStatus::Malformed;
+        seen.push_back(type);
+        bool ok = true;
+        if (type == kExtServerName)
+            ok = parse_server_name(body, out, why);
+        else if (type == kExtAlpn)
+            ok = parse_alpn(body, out, why);
+        else if (type == kExtSupportedVersions)
+            ok = parse_supported_versions(body, out, why);
+        if (!ok) return ParseStatus::Malformed;
     }
     return ParseStatus::Done;
 }
@@ -258,18 +254,16 @@ ParseStatus ClientHelloParser::feed(const uint8_t* data, size_t len) {
 }
 
 ParseStatus ClientHelloParser::on_record_payload(const uint8_t* p, size_t n) {
-    try {
-        hs_.insert(hs_.end(), p, p + n);
-    } catch (const std::bad_alloc&) {
-        return fail(ParseStatus::TooLarge, "out of memory");
-    }
-    if (hs_[0] != kHandshakeClientHello) return fail(ParseStatus::Malformed, "first handshake message is not ClientHello");
+    hs_.insert(hs_.end(), p, p + n);
+    if (hs_[0] != kHandshakeClientHello)
+        return fail(ParseStatus::Malformed, "first handshake message is not ClientHello");
     if (hs_.size() < 4) return ParseStatus::NeedMore;
     if (hs_.size() == 4 && hs_body_len_ == 0) {
         hs_body_len_ = static_cast<size_t>(hs_[1]) << 16 | static_cast<size_t>(hs_[2]) << 8 | hs_[3];
         // The whole message must fit under the cap together with the stream bytes already
         // taken (record headers included): decide now, at this byte, rather than later.
-        if (consumed_ + n + hs_body_len_ > max_bytes_) return fail(ParseStatus::TooLarge, "ClientHello length exceeds byte cap");
+        if (consumed_ + n + hs_body_len_ > max_bytes_)
+            return fail(ParseStatus::TooLarge, "ClientHello length exceeds byte cap");
     }
     if (hs_.size() < 4 + hs_body_len_) return ParseStatus::NeedMore;
     const char* why = "";

@@ -27,14 +27,14 @@ struct ClientHelloInfo {
     bool has_sni = false;
     std::string sni;  // validated host name, lower-case, no trailing dot
     std::vector<std::string> alpn;
-    uint16_t legacy_version = 0;                // ClientHello.legacy_version (0x0303 for 1.2/1.3)
-    std::vector<uint16_t> supported_versions;   // from extension 43, empty if absent
+    uint16_t legacy_version = 0;               // ClientHello.legacy_version (0x0303 for 1.2/1.3)
+    std::vector<uint16_t> supported_versions;  // from extension 43, empty if absent
 };
 
 // Parses the body of a ClientHello handshake message (after the 4-byte handshake header).
 // Pure and total: any input gives Done or Malformed, and `why` names the first problem found.
-ParseStatus parse_client_hello_body(const uint8_t* p, size_t n, ClientHelloInfo& out,
-                                    const char*& why) noexcept;
+// It allocates (the name, the ALPN list); allocation failure ends the process, as everywhere.
+ParseStatus parse_client_hello_body(const uint8_t* p, size_t n, ClientHelloInfo& out, const char*& why) noexcept;
 
 class ClientHelloParser {
 public:
