@@ -18,7 +18,6 @@ enum class ProxyProtocol { Off, V1, V2 };
 using core::LogFormat;
 
 const char* to_string(Protocol p);
-const char* to_string(AcmeMode m);
 
 struct Global {
     uint64_t client_hello_timeout_ms = 5'000;

@@ -24,15 +24,6 @@ const char* to_string(Protocol p) {
     return "?";
 }
 
-const char* to_string(AcmeMode m) {
-    switch (m) {
-        case AcmeMode::Auto: return "auto";
-        case AcmeMode::Local: return "local";
-        case AcmeMode::Backend: return "backend";
-    }
-    return "?";
-}
-
 std::string Diagnostic::to_string() const {
     if (line == 0) return file + ": " + message;  // no position: the file itself is the problem
     return file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + message;

@@ -24,8 +24,6 @@ public:
     // "*.example.org" covers "a.example.org" and "a.b.example.org" but not "example.org".
     std::optional<size_t> find(std::string_view name) const;
 
-    bool empty() const { return exact_.empty() && suffix_.empty(); }
-
 private:
     // Transparent hashing lets find() probe with string_views into one lower-cased copy of the
     // name, instead of allocating a string per candidate suffix.

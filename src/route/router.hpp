@@ -24,7 +24,6 @@ public:
 
     const config::Config& config() const { return cfg_; }
     const config::Listener& listener(size_t i) const { return cfg_.listeners[i]; }
-    const config::Backend& backend(size_t i) const { return cfg_.backends[i]; }
     // Index of the listener with this name, or -1.
     long find_listener(std::string_view name) const;
 

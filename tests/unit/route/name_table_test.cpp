@@ -8,8 +8,8 @@
 #include "core/host_name.hpp"
 #include "route/name_table.hpp"
 
-using sniroute::route::NameTable;
 using sniroute::core::normalize_pattern;
+using sniroute::route::NameTable;
 
 namespace {
 
@@ -39,7 +39,6 @@ TEST_SUITE("route.name_table") {
 
 TEST_CASE("an empty table matches nothing") {
     NameTable t;
-    CHECK(t.empty());
     check_lookups(t, {{"example.org", kNoMatch}, {"a.example.org", kNoMatch}, {"", kNoMatch}, {".", kNoMatch}});
 }
 
@@ -47,7 +46,6 @@ TEST_CASE("exact names") {
     NameTable t;
     REQUIRE(t.add("mail.example.com", 0));
     REQUIRE(t.add("autoconfig.example.com", 1));
-    CHECK_FALSE(t.empty());
     check_lookups(t, {
                          {"mail.example.com", 0},
                          {"autoconfig.example.com", 1},
@@ -63,7 +61,6 @@ TEST_CASE("exact names") {
 TEST_CASE("wildcards cover one or more labels, never the suffix itself") {
     NameTable t;
     REQUIRE(t.add("*.example.org", 7));
-    CHECK_FALSE(t.empty());
     check_lookups(t, {
                          {"a.example.org", 7},
                          {"www.example.org", 7},
@@ -159,4 +156,4 @@ TEST_CASE("names at the length limits") {
     CHECK(lookup(t, name253 + ".") == 3);
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("route.name_table")
