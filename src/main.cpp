@@ -1,6 +1,6 @@
 // Wiring only: parse the command line, load the config, hand over to the server.
 #include <cstdio>
-#include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,40 +31,61 @@ struct Args {
     std::string config;
     std::string pidfile;
     bool help = false;
-    std::string bad;
+    std::vector<std::string> words;  // every other argument, in order
 };
 
 Args parse_args(int argc, char** argv, int from, bool allow_pidfile) {
     Args a;
     for (int i = from; i < argc; ++i) {
         std::string k = argv[i];
-        if (k == "--help" || k == "-h") a.help = true;
-        else if ((k == "--config" || k == "-c") && i + 1 < argc) a.config = argv[++i];
-        else if (k.starts_with("--config=")) a.config = k.substr(9);
-        else if (allow_pidfile && k == "--pidfile" && i + 1 < argc) a.pidfile = argv[++i];
-        else if (allow_pidfile && k.starts_with("--pidfile=")) a.pidfile = k.substr(10);
-        else if (a.bad.empty()) a.bad = k;
+        if (k == "--help" || k == "-h")
+            a.help = true;
+        else if ((k == "--config" || k == "-c") && i + 1 < argc)
+            a.config = argv[++i];
+        else if (k.starts_with("--config="))
+            a.config = k.substr(9);
+        else if (allow_pidfile && k == "--pidfile" && i + 1 < argc)
+            a.pidfile = argv[++i];
+        else if (allow_pidfile && k.starts_with("--pidfile="))
+            a.pidfile = k.substr(10);
+        else
+            a.words.push_back(k);
     }
     return a;
+}
+
+// Says what keeps the arguments from working (a word the command does not take, or no
+// --config) as "sniroute COMMAND: problem" on stderr. False when there is such a problem.
+bool usable(const char* command, const Args& a, bool takes_words) {
+    if (!takes_words && !a.words.empty()) {
+        std::fprintf(stderr, "sniroute %s: unexpected argument %s\n", command, a.words.front().c_str());
+        return false;
+    }
+    if (a.config.empty()) {
+        std::fprintf(stderr, "sniroute %s: --config FILE is required\n", command);
+        return false;
+    }
+    return true;
+}
+
+// Loads the config file, or prints each problem as FILE:LINE:COL: message on stderr.
+std::optional<sniroute::config::Config> load_config(const std::string& path) {
+    auto res = sniroute::config::load_file(path);
+    for (auto& d : res.diagnostics) std::fprintf(stderr, "%s\n", d.to_string().c_str());
+    return std::move(res.config);
 }
 
 int cmd_validate(int argc, char** argv) {
     Args a = parse_args(argc, argv, 2, false);
     if (a.help) {
-        std::puts("usage: sniroute validate --config FILE\n\n"
-                  "Checks FILE. Prints 'ok' and exits 0, or prints one FILE:LINE:COL: message line per\n"
-                  "problem on stderr and exits 1.");
+        std::puts(
+            "usage: sniroute validate --config FILE\n\n"
+            "Checks FILE. Prints 'ok' and exits 0, or prints one FILE:LINE:COL: message line per\n"
+            "problem on stderr and exits 1.");
         return 0;
     }
-    if (!a.bad.empty() || a.config.empty()) {
-        std::fprintf(stderr, "sniroute validate: %s\n", a.bad.empty() ? "--config FILE is required" : ("unexpected argument " + a.bad).c_str());
-        return 2;
-    }
-    auto res = sniroute::config::load_file(a.config);
-    if (!res.config) {
-        for (auto& d : res.diagnostics) std::fprintf(stderr, "%s\n", d.to_string().c_str());
-        return 1;
-    }
+    if (!usable("validate", a, false)) return 2;
+    if (!load_config(a.config)) return 1;
     std::puts("ok");
     return 0;
 }
@@ -72,56 +93,37 @@ int cmd_validate(int argc, char** argv) {
 int cmd_run(int argc, char** argv) {
     Args a = parse_args(argc, argv, 2, true);
     if (a.help) {
-        std::puts("usage: sniroute run --config FILE [--pidfile FILE]\n\n"
-                  "Runs the proxy in the foreground, logging to stderr. A 'ready' line is logged once\n"
-                  "every listener is bound.\n"
-                  "  SIGHUP           reload FILE; a config that fails validation is logged and ignored\n"
-                  "  SIGTERM, SIGINT  stop accepting, drain established connections, exit 0");
+        std::puts(
+            "usage: sniroute run --config FILE [--pidfile FILE]\n\n"
+            "Runs the proxy in the foreground, logging to stderr. A 'ready' line is logged once\n"
+            "every listener is bound.\n"
+            "  SIGHUP           reload FILE; a config that fails validation is logged and ignored\n"
+            "  SIGTERM, SIGINT  stop accepting, drain established connections, exit 0");
         return 0;
     }
-    if (!a.bad.empty() || a.config.empty()) {
-        std::fprintf(stderr, "sniroute run: %s\n", a.bad.empty() ? "--config FILE is required" : ("unexpected argument " + a.bad).c_str());
-        return 2;
-    }
-    auto res = sniroute::config::load_file(a.config);
-    if (!res.config) {
-        for (auto& d : res.diagnostics) std::fprintf(stderr, "%s\n", d.to_string().c_str());
-        return 1;
-    }
-    return sniroute::server::run_server(std::move(*res.config), a.pidfile);
+    if (!usable("run", a, false)) return 2;
+    auto cfg = load_config(a.config);
+    if (!cfg) return 1;
+    return sniroute::server::run_server(std::move(*cfg), a.pidfile);
 }
 
 int cmd_certs(int argc, char** argv) {
     std::string sub = argc > 2 ? argv[2] : "";
-    std::vector<std::string> words;
-    std::string config;
-    bool help = sub.empty() || sub == "--help" || sub == "-h";
-    for (int i = 3; i < argc; ++i) {
-        std::string k = argv[i];
-        if (k == "--help" || k == "-h") help = true;
-        else if ((k == "--config" || k == "-c") && i + 1 < argc) config = argv[++i];
-        else if (k.starts_with("--config=")) config = k.substr(9);
-        else words.push_back(k);
-    }
-    if (help) {
-        std::puts("usage: sniroute certs SUBCOMMAND --config FILE\n\n"
-                  "  list              each [[certificates]] entry: domains, expiry, last error, next renewal\n"
-                  "  renew NAME        ask the running instance to renew NAME now and wait for the result\n"
-                  "  check [--days N]  connect to every port that routes a certificate's names and compare\n"
-                  "                    what it serves with the file; exit 1 if any is stale or expires\n"
-                  "                    within N days (default 14)");
+    Args a = parse_args(argc, argv, 3, false);
+    if (a.help || sub.empty() || sub == "--help" || sub == "-h") {
+        std::puts(
+            "usage: sniroute certs SUBCOMMAND --config FILE\n\n"
+            "  list              each [[certificates]] entry: domains, expiry, last error, next renewal\n"
+            "  renew NAME        ask the running instance to renew NAME now and wait for the result\n"
+            "  check [--days N]  connect to every port that routes a certificate's names and compare\n"
+            "                    what it serves with the file; exit 1 if any is stale or expires\n"
+            "                    within N days (default 14)");
         return sub.empty() ? 2 : 0;
     }
-    if (config.empty()) {
-        std::fprintf(stderr, "sniroute certs: --config FILE is required\n");
-        return 2;
-    }
-    auto res = sniroute::config::load_file(config);
-    if (!res.config) {
-        for (auto& d : res.diagnostics) std::fprintf(stderr, "%s\n", d.to_string().c_str());
-        return 1;
-    }
-    return sniroute::acme::certs_command(sub, words, *res.config);
+    if (!usable("certs", a, true)) return 2;
+    auto cfg = load_config(a.config);
+    if (!cfg) return 1;
+    return sniroute::acme::certs_command(sub, a.words, *cfg);
 }
 
 }  // namespace

@@ -25,14 +25,18 @@ std::optional<std::string> MemoryTokenStore::key_authorization(std::string_view 
     return std::nullopt;
 }
 
+std::optional<std::string_view> after_authority(std::string_view target) {
+    size_t scheme = target.find("://");
+    if (target.starts_with("/") || scheme == std::string_view::npos) return std::nullopt;
+    std::string_view rest = target.substr(scheme + 3);
+    size_t end = rest.find_first_of("/?#");
+    return end == std::string_view::npos ? std::string_view() : rest.substr(end);
+}
+
 std::string_view target_path(std::string_view target) {
-    if (!target.starts_with("/")) {
-        // absolute-form (RFC 9112 3.2.2): skip "scheme://authority".
-        size_t scheme = target.find("://");
-        if (scheme == std::string_view::npos) return target.substr(0, target.find('?'));
-        size_t slash = target.find('/', scheme + 3);
-        if (slash == std::string_view::npos) return "/";
-        target.remove_prefix(slash);
+    if (auto rest = after_authority(target)) {
+        if (!rest->starts_with("/")) return "/";
+        target = *rest;
     }
     return target.substr(0, target.find('?'));
 }
@@ -60,7 +64,7 @@ std::optional<std::string> read_webroot_token(const std::string& webroot, const 
     // O_NONBLOCK: a FIFO planted there must not stall the event loop on open.
     core::Fd f(::openat(ac.get(), token.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
     if (f.get() < 0) return std::nullopt;
-    struct stat st{};
+    struct stat st {};
     if (::fstat(f.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > static_cast<off_t>(kMaxAnswerFile))
         return std::nullopt;
     std::string body(static_cast<size_t>(st.st_size), '\0');

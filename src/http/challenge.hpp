@@ -36,8 +36,13 @@ constexpr size_t kMaxToken = 256;
 
 enum class PathKind { Other, Challenge, BadToken };
 
+// What follows "scheme://authority" in an absolute-form request-target (RFC 9112 3.2.2): the
+// authority ends at the first '/', '?' or '#' (RFC 3986 3.2). "http://h/a?b" -> "/a?b",
+// "http://h?b" -> "?b", "http://h" -> "". nullopt for a target that is not absolute-form.
+std::optional<std::string_view> after_authority(std::string_view target);
+
 // The path of a request-target, without query: "/a/b?c" -> "/a/b"; absolute-form
-// "http://host/a?b" -> "/a".
+// "http://host/a?b" -> "/a", "http://host?b" -> "/".
 std::string_view target_path(std::string_view target);
 
 // Classifies a request path. A path under the challenge prefix whose last segment is not a
@@ -52,8 +57,8 @@ struct Answer {
 
 struct Sources {
     const TokenStore* store = nullptr;
-    std::string webroot;      // empty: no webroot
-    std::string thumbprint;   // empty: no stateless answers
+    std::string webroot;     // empty: no webroot
+    std::string thumbprint;  // empty: no stateless answers
 };
 
 // Finds the key authorization for a token that classify() accepted.

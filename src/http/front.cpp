@@ -92,19 +92,14 @@ namespace {
 // OPTIONS and the authority-form of CONNECT name no resource, so they go to "/".
 std::string redirect_target(std::string_view target) {
     if (target.starts_with("/")) return std::string(target);
-    size_t scheme = target.find("://");
-    if (scheme == std::string_view::npos) return "/";
-    std::string_view rest = target.substr(scheme + 3);
-    size_t cut = rest.find_first_of("/?#");
-    if (cut == std::string_view::npos) return "/";
-    rest.remove_prefix(cut);
-    if (rest.starts_with("#")) return "/";
-    if (rest.starts_with("?")) {
+    std::optional<std::string_view> rest = after_authority(target);
+    if (!rest || rest->empty() || rest->starts_with("#")) return "/";
+    if (rest->starts_with("?")) {
         std::string out = "/";  // appended: g++ 12 -O3 warns falsely (-Wrestrict) on "/" + string
-        out += rest;
+        out += *rest;
         return out;
     }
-    return std::string(rest);
+    return std::string(*rest);
 }
 
 Action decide_for_host(const RequestHead& h, const route::Snapshot& snap, size_t li, const Sources& sources,

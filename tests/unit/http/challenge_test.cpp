@@ -20,14 +20,10 @@ TEST_CASE("challenge paths and tokens") {
     CHECK(classify("/.well-known/acme-challengex", token) == PathKind::Other);
     CHECK(classify("/.well-known/acme-challenge/" + std::string(256, 'a'), token) == PathKind::Challenge);
     const std::string bad[] = {
-        "/.well-known/acme-challenge/",
-        "/.well-known/acme-challenge/" + std::string(257, 'a'),
-        "/.well-known/acme-challenge/..",
-        "/.well-known/acme-challenge/../../etc/passwd",
-        "/.well-known/acme-challenge/%2e%2e",
-        "/.well-known/acme-challenge/a/b",
-        "/.well-known/acme-challenge/a=",
-        "/.well-known/acme-challenge/a.b",
+        "/.well-known/acme-challenge/",       "/.well-known/acme-challenge/" + std::string(257, 'a'),
+        "/.well-known/acme-challenge/..",     "/.well-known/acme-challenge/../../etc/passwd",
+        "/.well-known/acme-challenge/%2e%2e", "/.well-known/acme-challenge/a/b",
+        "/.well-known/acme-challenge/a=",     "/.well-known/acme-challenge/a.b",
         "/.well-known/acme-challenge/a b",
     };
     for (const auto& p : bad) {
@@ -42,6 +38,21 @@ TEST_CASE("target_path strips the query and absolute-form") {
     CHECK(target_path("http://host:80/x/y?z") == "/x/y");
     CHECK(target_path("http://host") == "/");
     CHECK(target_path("*") == "*");
+    // A query or fragment straight after the authority belongs to no path, whatever it holds.
+    CHECK(target_path("http://host?q=/.well-known/acme-challenge/abc") == "/");
+    CHECK(target_path("http://host#/x") == "/");
+}
+
+TEST_CASE("after_authority: what follows scheme://authority in absolute-form") {
+    CHECK(after_authority("http://host:80/x/y?z") == "/x/y?z");
+    CHECK(after_authority("http://host?z/y") == "?z/y");
+    CHECK(after_authority("http://host#f") == "#f");
+    CHECK(after_authority("http://host") == "");
+    CHECK(after_authority("http://") == "");
+    // Not absolute-form: origin-form (even with "://" in its query), asterisk, authority-form.
+    CHECK_FALSE(after_authority("/a?u=http://b/c").has_value());
+    CHECK_FALSE(after_authority("*").has_value());
+    CHECK_FALSE(after_authority("host:443").has_value());
 }
 
 struct TempWebroot {
