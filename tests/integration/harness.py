@@ -49,6 +49,51 @@ READY_TIMEOUT = 20.0
 STOP_TIMEOUT = 30.0
 
 
+# --- tools the tests need -------------------------------------------------------------------
+
+# The Debian package (as listed in the Makefile's TEST_DEPS) that puts each tool on PATH.
+TOOL_PACKAGES = {
+    "openssl": "openssl",
+    "curl": "curl",
+    "pebble": "pebble",
+    "pebble-challtestsrv": "pebble",
+    "certbot": "certbot",
+    "lego": "lego",
+    "dovecot": "dovecot-imapd",
+    "doveadm": "dovecot-imapd",
+}
+
+SKIP_EXIT = 77  # meson's "skipped" exit code
+
+
+def tool_path(name):
+    """Absolute path of a program on PATH, or None."""
+    return shutil.which(name)
+
+
+def require_tools(*tools, files=None):
+    """Call at the top of a test file, before any test runs. If a program in `tools` is not on
+    PATH, or a file in `files` (a dict: path -> Debian package) does not exist, prints one line
+    per missing tool with the Debian package that provides it and exits: with 77 (meson's skip)
+    normally, with 1 when CI=true, where a missing tool is a failure and never a silent skip."""
+    missing = [(t, TOOL_PACKAGES.get(t, "?")) for t in tools if tool_path(t) is None]
+    missing += [(f, pkg) for f, pkg in (files or {}).items() if not os.path.exists(f)]
+    if not missing:
+        return
+    test = os.path.basename(sys.argv[0]) or "test"
+    ci = os.environ.get("CI", "").lower() == "true"
+    for what, pkg in missing:
+        sys.stderr.write(f"{test}: missing {what} (Debian package {pkg}; `make test-deps` installs it)\n")
+    names = ", ".join(what for what, _ in missing)
+    if ci:
+        sys.stderr.write(f"{test}: FAIL: CI=true and {names} missing; a missing tool is a failure on CI\n")
+        sys.stderr.flush()
+        sys.exit(1)
+    sys.stderr.write(f"{test}: SKIP (exit {SKIP_EXIT}): {names} missing\n")
+    sys.stderr.flush()
+    sys.exit(SKIP_EXIT)
+
+
 def fixture(name):
     with open(os.path.join(FIXTURES, name), "rb") as f:
         return f.read()

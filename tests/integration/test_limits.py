@@ -12,6 +12,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness
 from harness import ProxyTestCase, addr, free_port, render_config
 
+harness.require_tools("openssl", "curl")  # exit 77 (skip), or 1 on CI, if one is missing
+
 
 class LimitsTest(ProxyTestCase):
     def setUp(self):

@@ -11,6 +11,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness
 from harness import ProxyTestCase, addr, free_port, render_config
 
+harness.require_tools("openssl", "curl")  # exit 77 (skip), or 1 on CI, if one is missing
+
 # A refused hello gets one TLS alert record: type 0x15, version 3.3, length 2, fatal (2), code.
 ALERT_UNRECOGNIZED_NAME = bytes([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 112])
 

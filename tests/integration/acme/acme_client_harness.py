@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "http"))
 import acme_harness as h  # noqa: E402
 from acme_harness import (  # noqa: E402,F401
     BIN, IO_TIMEOUT, READY_TIMEOUT, Background, Pebble, Sniroute, addr, free_port, free_ports, get,
-    missing_tools, openssl, parse_log_line, render_config, run_tool, split_pem, tempdir, tool_env,
+    missing_tools, openssl, require_tools, parse_log_line, render_config, run_tool, split_pem, tempdir, tool_env,
     verify_chain, wait_tcp, cert_dns_names)
 from harness import TcpServer, _toml_value  # noqa: E402
 

@@ -13,13 +13,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import acme_client_harness as ah  # noqa: E402
 
 TOOLS = ("pebble", "pebble-challtestsrv", "openssl")
+ah.require_tools(*TOOLS)  # exit 77 (skip), or 1 on CI, if one is missing
 # Pebble 2.4.0 panics on a blocklist entry with more labels than a name it is asked for
 # (index out of range in NewOrder), so the blocked name is short and the others are longer.
 BLOCKED = "blocked.test"
 OBSERVE_S = 3.0  # how long a failing client is watched for retries
 
 
-@unittest.skipIf(ah.missing_tools(*TOOLS), f"missing {ah.missing_tools(*TOOLS)}")
 class CaFailureTest(ah.PebbleTestCase):
     tmp_prefix = "sniroute-acme-cafail-"
 

@@ -12,10 +12,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import acme_client_harness as ah  # noqa: E402
 
 TOOLS = ("pebble", "pebble-challtestsrv", "openssl")
-SKIP = ah.missing_tools(*TOOLS) or ([] if os.path.exists(ah.EAB_EXAMPLE) else [ah.EAB_EXAMPLE])
+ah.require_tools(*TOOLS, files={ah.EAB_EXAMPLE: "pebble"})  # exit 77 (skip), or 1 on CI, if one is missing
 
 
-@unittest.skipIf(SKIP, f"missing {SKIP}")
 class EabTest(ah.PebbleTestCase):
     tmp_prefix = "sniroute-acme-eab-"
 

@@ -18,9 +18,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import acme_client_harness as ah  # noqa: E402
 
 TOOLS = ("pebble", "pebble-challtestsrv", "openssl")
+ah.require_tools(*TOOLS)  # exit 77 (skip), or 1 on CI, if one is missing
 
 
-@unittest.skipIf(ah.missing_tools(*TOOLS), f"missing {ah.missing_tools(*TOOLS)}")
 class IssuanceTest(ah.PebbleTestCase):
     tmp_prefix = "sniroute-acme-issue-"
 

@@ -16,10 +16,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import acme_client_harness as ah  # noqa: E402
 
 TOOLS = ("pebble", "pebble-challtestsrv", "openssl", "dovecot", "doveadm")
+ah.require_tools(*TOOLS)  # exit 77 (skip), or 1 on CI, if one is missing
 DOMAINS = ["mail.mailu.test", "imap.mailu.test"]
 
 
-@unittest.skipIf(ah.missing_tools(*TOOLS), f"missing {ah.missing_tools(*TOOLS)}")
 class MailuDovecotTest(ah.PebbleTestCase):
     tmp_prefix = "sniroute-acme-mailu-"
 

@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(HERE))  # tests/integration: the shared harne
 
 import harness  # noqa: E402
 from harness import (BIN, FIXTURES, IO_TIMEOUT, READY_TIMEOUT, STOP_TIMEOUT, VERBOSE,  # noqa: E402,F401
-                     TcpServer, addr, free_port, free_ports, parse_log_line, read_until_eof)
+                     TcpServer, require_tools, addr, free_port, free_ports, parse_log_line, read_until_eof)
 
 ISSUE_TIMEOUT = 120.0  # one certbot/lego issuance against Pebble, badNonce retries included
 
@@ -42,13 +42,7 @@ def log(msg):
         sys.stderr.write(f"  [acme-test] {msg}\n")
 
 
-def tool_path(name):
-    """Absolute path of a program on PATH, or None."""
-    for d in os.environ.get("PATH", "/usr/bin:/bin").split(os.pathsep):
-        p = os.path.join(d, name)
-        if os.path.isfile(p) and os.access(p, os.X_OK):
-            return p
-    return None
+tool_path = harness.tool_path  # absolute path of a program on PATH, or None
 
 
 def missing_tools(*names):

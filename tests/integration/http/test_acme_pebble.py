@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import acme_harness as h  # noqa: E402
 
 TOOLS = ("pebble", "pebble-challtestsrv", "certbot", "lego", "openssl")
+h.require_tools(*TOOLS)  # exit 77 (skip), or 1 on CI, if one is missing
 
 WEBROOT_NAME = "webroot.sniroute.test"
 BACKEND_NAME = "wildduck.sniroute.test"
@@ -31,7 +32,6 @@ ALPN_NAME = "alpn.sniroute.test"
 STATELESS_NAME = "stateless.sniroute.test"
 
 
-@unittest.skipIf(h.missing_tools(*TOOLS), f"needs {', '.join(TOOLS)}: missing {h.missing_tools(*TOOLS)}")
 class IssuanceThroughSniroute(unittest.TestCase):
     issuances = []  # (test, client, seconds)
 

@@ -20,6 +20,9 @@ sys.dont_write_bytecode = True  # keep the source tree free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import acme_harness as h  # noqa: E402
 
+if __name__ == "__main__":  # not when test_http_pipelining imports FrontBase: it needs no curl
+    h.require_tools("curl")  # exit 77 (skip), or 1 on CI, if it is missing
+
 PREFIX = "/.well-known/acme-challenge/"
 ACME = "acme.front.test"
 LOCAL = "local.front.test"
