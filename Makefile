@@ -6,8 +6,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 BUILD_DEPS := g++ meson ninja-build pkg-config libuv1-dev libssl-dev libtomlplusplus-dev \
               doctest-dev node-llhttp nlohmann-json3-dev
-TEST_DEPS  := openssl curl python3 clang libclang-rt-14-dev pebble certbot lego dovecot-imapd \
-              haproxy nginx libnginx-mod-stream sniproxy
+TEST_DEPS  := openssl curl python3 git clang libclang-rt-14-dev clang-format pebble certbot lego \
+              dovecot-imapd haproxy nginx libnginx-mod-stream sniproxy
 
 .PHONY: all deps test-deps build run test clean
 
@@ -32,4 +32,4 @@ test: test-deps
 	tests/run-all
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-bench
