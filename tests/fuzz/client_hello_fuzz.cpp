@@ -17,12 +17,13 @@
 #include <string>
 #include <vector>
 
+#include "core/host_name.hpp"
 #include "tls/client_hello.hpp"
 
 using namespace sniroute::tls;
+using sniroute::core::normalize_host_name;
 
 namespace {
-
 
 [[noreturn]] void fail(const char* what, const std::string& detail = "") {
     std::fprintf(stderr, "client_hello_fuzz: invariant broken: %s %s\n", what, detail.c_str());
@@ -42,8 +43,10 @@ struct Run {
 
 std::string describe(const Run& r) {
     std::string s = std::string(to_string(r.status)) + " consumed=" + std::to_string(r.consumed);
-    if (r.status == ParseStatus::Done) s += " sni=" + (r.info.has_sni ? r.info.sni : std::string("(none)"));
-    else s += " error=" + r.error;
+    if (r.status == ParseStatus::Done)
+        s += " sni=" + (r.info.has_sni ? r.info.sni : std::string("(none)"));
+    else
+        s += " error=" + r.error;
     return s;
 }
 
@@ -116,8 +119,8 @@ void check_same(const Run& want, const Run& got, const char* how) {
         require(want.consumed == got.consumed, "two cuts consume differently", how);
     }
     if (want.status == ParseStatus::Malformed || want.status == ParseStatus::NotTls)
-        require(want.error == got.error, "two cuts fail for different reasons", std::string(how) + ": " + want.error +
-                                                                                    " vs " + got.error);
+        require(want.error == got.error, "two cuts fail for different reasons",
+                std::string(how) + ": " + want.error + " vs " + got.error);
 }
 
 // Feeds one stream under one cap in several cuts and checks they all agree.
@@ -156,14 +159,21 @@ void check_body(const uint8_t* data, size_t size) {
         require(normalize_host_name(info.sni, again) && again == info.sni, "body SNI is not a normalised name");
     }
     if (size > 16384 - 4) return;  // does not fit one record
-    std::vector<uint8_t> flight = {0x16, 0x03, 0x01, static_cast<uint8_t>((size + 4) >> 8),
-                                   static_cast<uint8_t>(size + 4), 0x01, static_cast<uint8_t>(size >> 16),
-                                   static_cast<uint8_t>(size >> 8), static_cast<uint8_t>(size)};
+    std::vector<uint8_t> flight = {0x16,
+                                   0x03,
+                                   0x01,
+                                   static_cast<uint8_t>((size + 4) >> 8),
+                                   static_cast<uint8_t>(size + 4),
+                                   0x01,
+                                   static_cast<uint8_t>(size >> 16),
+                                   static_cast<uint8_t>(size >> 8),
+                                   static_cast<uint8_t>(size)};
     flight.insert(flight.end(), data, data + size);
     const size_t cap = flight.size();  // the cap counts the record header: exactly enough
     Run whole = check_stream(flight.data(), flight.size(), cap, static_cast<uint8_t>(size));
     require(whole.status == s, "streaming and body parser disagree", describe(whole) + " vs " + to_string(s));
-    if (s == ParseStatus::Done) require(same_info(whole.info, info), "streaming and body parser parse differently");
+    if (s == ParseStatus::Done)
+        require(same_info(whole.info, info), "streaming and body parser parse differently");
     else
         require(whole.error == why, "streaming and body parser fail for different reasons", whole.error + " vs " + why);
 }
