@@ -54,18 +54,42 @@ Args parse_args(int argc, char** argv, int from, bool allow_pidfile) {
     return a;
 }
 
-// Says what keeps the arguments from working (a word the command does not take, or no
-// --config) as "sniroute COMMAND: problem" on stderr. False when there is such a problem.
-bool usable(const char* command, const Args& a, bool takes_words) {
+// What each command's --help prints.
+constexpr const char* kValidateHelp =
+    "usage: sniroute validate --config FILE\n\n"
+    "Checks FILE. Prints 'ok' and exits 0, or prints one FILE:LINE:COL: message line per\n"
+    "problem on stderr and exits 1.";
+constexpr const char* kRunHelp =
+    "usage: sniroute run --config FILE [--pidfile FILE]\n\n"
+    "Runs the proxy in the foreground, logging to stderr. A 'ready' line is logged once\n"
+    "every listener is bound.\n"
+    "  SIGHUP           reload FILE; a config that fails validation is logged and ignored\n"
+    "  SIGTERM, SIGINT  stop accepting, drain established connections, exit 0";
+constexpr const char* kCertsHelp =
+    "usage: sniroute certs SUBCOMMAND --config FILE\n\n"
+    "  list              each [[certificates]] entry: domains, expiry, last error, next renewal\n"
+    "  renew NAME        ask the running instance to renew NAME now and wait for the result\n"
+    "  check [--days N]  connect to every port that routes a certificate's names and compare\n"
+    "                    what it serves with the file; exit 1 if any is stale or expires\n"
+    "                    within N days (default 14)";
+
+// The exit code when a command ends before it starts: 0 after printing `help` for --help, 2
+// after printing "sniroute COMMAND: problem" when a word it does not take or --config is
+// missing. nullopt when the command can go on.
+std::optional<int> stop_early(const char* command, const Args& a, const char* help, bool takes_words) {
+    if (a.help) {
+        std::puts(help);
+        return 0;
+    }
     if (!takes_words && !a.words.empty()) {
         std::fprintf(stderr, "sniroute %s: unexpected argument %s\n", command, a.words.front().c_str());
-        return false;
+        return 2;
     }
     if (a.config.empty()) {
         std::fprintf(stderr, "sniroute %s: --config FILE is required\n", command);
-        return false;
+        return 2;
     }
-    return true;
+    return std::nullopt;
 }
 
 // Loads the config file, or prints each problem as FILE:LINE:COL: message on stderr.
@@ -77,14 +101,7 @@ std::optional<sniroute::config::Config> load_config(const std::string& path) {
 
 int cmd_validate(int argc, char** argv) {
     Args a = parse_args(argc, argv, 2, false);
-    if (a.help) {
-        std::puts(
-            "usage: sniroute validate --config FILE\n\n"
-            "Checks FILE. Prints 'ok' and exits 0, or prints one FILE:LINE:COL: message line per\n"
-            "problem on stderr and exits 1.");
-        return 0;
-    }
-    if (!usable("validate", a, false)) return 2;
+    if (auto code = stop_early("validate", a, kValidateHelp, false)) return *code;
     if (!load_config(a.config)) return 1;
     std::puts("ok");
     return 0;
@@ -92,16 +109,7 @@ int cmd_validate(int argc, char** argv) {
 
 int cmd_run(int argc, char** argv) {
     Args a = parse_args(argc, argv, 2, true);
-    if (a.help) {
-        std::puts(
-            "usage: sniroute run --config FILE [--pidfile FILE]\n\n"
-            "Runs the proxy in the foreground, logging to stderr. A 'ready' line is logged once\n"
-            "every listener is bound.\n"
-            "  SIGHUP           reload FILE; a config that fails validation is logged and ignored\n"
-            "  SIGTERM, SIGINT  stop accepting, drain established connections, exit 0");
-        return 0;
-    }
-    if (!usable("run", a, false)) return 2;
+    if (auto code = stop_early("run", a, kRunHelp, false)) return *code;
     auto cfg = load_config(a.config);
     if (!cfg) return 1;
     return sniroute::server::run_server(std::move(*cfg), a.pidfile);
@@ -109,18 +117,13 @@ int cmd_run(int argc, char** argv) {
 
 int cmd_certs(int argc, char** argv) {
     std::string sub = argc > 2 ? argv[2] : "";
-    Args a = parse_args(argc, argv, 3, false);
-    if (a.help || sub.empty() || sub == "--help" || sub == "-h") {
-        std::puts(
-            "usage: sniroute certs SUBCOMMAND --config FILE\n\n"
-            "  list              each [[certificates]] entry: domains, expiry, last error, next renewal\n"
-            "  renew NAME        ask the running instance to renew NAME now and wait for the result\n"
-            "  check [--days N]  connect to every port that routes a certificate's names and compare\n"
-            "                    what it serves with the file; exit 1 if any is stale or expires\n"
-            "                    within N days (default 14)");
-        return sub.empty() ? 2 : 0;
+    if (sub.empty()) {
+        std::puts(kCertsHelp);
+        return 2;
     }
-    if (!usable("certs", a, true)) return 2;
+    Args a = parse_args(argc, argv, 3, false);
+    a.help = a.help || sub == "--help" || sub == "-h";
+    if (auto code = stop_early("certs", a, kCertsHelp, true)) return *code;
     auto cfg = load_config(a.config);
     if (!cfg) return 1;
     return sniroute::acme::certs_command(sub, a.words, *cfg);
