@@ -29,7 +29,7 @@ run: build
 	./$(BUILD)/sniroute run --config conf/dev.toml
 
 test: test-deps
-	tests/run-all
+	BUILD_DIR=$(BUILD) tests/run-all
 
 clean:
 	rm -rf build build-asan build-fuzz build-bench
