@@ -20,7 +20,10 @@ using core::LogFormat;
 const char* to_string(Protocol p);
 
 struct Global {
-    uint64_t client_hello_timeout_ms = 5'000;
+    // Deadline for what is read before a connection is routed: a PROXY header, then the whole
+    // ClientHello (tls) or each request head (http, also between kept-alive requests). Its
+    // config key is client_hello_timeout.
+    uint64_t inspect_timeout_ms = 5'000;
     uint64_t connect_timeout_ms = 5'000;
     uint64_t idle_timeout_ms = 600'000;
     uint64_t drain_timeout_ms = 30'000;

@@ -162,7 +162,7 @@ void Loader::load_global(const toml::table& t) {
                 "max_client_hello", "max_http_head", "workers", "log_format", "access_log"},
                "[global]");
     Global& g = cfg_.global;
-    get_duration(t, "client_hello_timeout", g.client_hello_timeout_ms);
+    get_duration(t, "client_hello_timeout", g.inspect_timeout_ms);
     get_duration(t, "connect_timeout", g.connect_timeout_ms);
     get_duration(t, "idle_timeout", g.idle_timeout_ms);
     get_duration(t, "drain_timeout", g.drain_timeout_ms);

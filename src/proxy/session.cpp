@@ -109,7 +109,7 @@ void Session::start() {
     else if (listener_.protocol == config::Protocol::Tls) phase_ = Phase::Peek;
     else if (listener_.protocol == config::Protocol::Http) phase_ = Phase::HttpHead;
     else return route_and_connect("");
-    arm_timer(global_.client_hello_timeout_ms);
+    arm_timer(global_.inspect_timeout_ms);
     if (!start_reading(up_)) close(Outcome::Error, "read_start failed");
 }
 

@@ -76,7 +76,7 @@ void Session::on_http_bytes() {
         answer(std::move(a.response), a.keep_alive);
         // The next request on a kept-alive connection gets a fresh deadline, unless an answer
         // is still being written (then the idle deadline of write_response() holds).
-        if (a.keep_alive && !h.writing) arm_timer(global_.client_hello_timeout_ms);
+        if (a.keep_alive && !h.writing) arm_timer(global_.inspect_timeout_ms);
     }
 }
 
@@ -139,7 +139,7 @@ void Session::on_response_written(uv_write_t* req, int status) noexcept {
     if (h.close_after_write) return s->up_.eof ? s->close(Outcome::Ok) : s->linger();
     if (h.forward_after_write) return s->connect_to(s->backend_);
     // All answers are out: resume reading pipelined requests with a fresh head deadline.
-    s->arm_timer(s->global_.client_hello_timeout_ms);
+    s->arm_timer(s->global_.inspect_timeout_ms);
     if (!s->up_.reading && !s->start_reading(s->up_)) return s->close(Outcome::Error, "read_start failed");
     s->on_http_bytes();
 }

@@ -28,7 +28,7 @@ struct Worker::ListenHandle {
 
 int defer_accept_secs(const config::Listener& l, const config::Global& g) {
     if (l.protocol == config::Protocol::Tcp) return 0;
-    return static_cast<int>((g.client_hello_timeout_ms + 999) / 1000);
+    return static_cast<int>((g.inspect_timeout_ms + 999) / 1000);
 }
 
 Worker::Worker(unsigned id, Shared& shared, route::SnapshotPtr snap)

@@ -112,7 +112,7 @@ TEST_CASE("a full config loads with every value in place") {
     const Config c = load_ok(kFullConfig);
     CHECK(c.path == kPath);
 
-    CHECK(c.global.client_hello_timeout_ms == 250);
+    CHECK(c.global.inspect_timeout_ms == 250);
     CHECK(c.global.connect_timeout_ms == 90'000);
     CHECK(c.global.idle_timeout_ms == 7'200'000);
     CHECK(c.global.drain_timeout_ms == 86'400'000);
@@ -186,7 +186,7 @@ default_backend = "postfix"
 servers = "127.0.0.1:25"
 )");
     const Global defaults;
-    CHECK(c.global.client_hello_timeout_ms == 5'000);
+    CHECK(c.global.inspect_timeout_ms == 5'000);
     CHECK(c.global.connect_timeout_ms == 5'000);
     CHECK(c.global.idle_timeout_ms == 600'000);
     CHECK(c.global.drain_timeout_ms == 30'000);
