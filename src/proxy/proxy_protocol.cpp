@@ -50,19 +50,24 @@ HeaderStatus parse_v1(const uint8_t* p, size_t n, ParsedHeader& out, const char*
         return HeaderStatus::Done;
     }
     int family;
-    if (line.starts_with("TCP4 ")) family = AF_INET;
-    else if (line.starts_with("TCP6 ")) family = AF_INET6;
-    else return why = "PROXY v1 protocol is not TCP4, TCP6 or UNKNOWN", HeaderStatus::Malformed;
+    if (line.starts_with("TCP4 "))
+        family = AF_INET;
+    else if (line.starts_with("TCP6 "))
+        family = AF_INET6;
+    else
+        return why = "PROXY v1 protocol is not TCP4, TCP6 or UNKNOWN", HeaderStatus::Malformed;
     line.remove_prefix(5);
     std::string_view parts[4];
     for (int i = 0; i < 4; ++i) {
         size_t sp = line.find(' ');
-        if ((i < 3) != (sp != std::string_view::npos)) return why = "PROXY v1 needs exactly four fields", HeaderStatus::Malformed;
+        if ((i < 3) != (sp != std::string_view::npos))
+            return why = "PROXY v1 needs exactly four fields", HeaderStatus::Malformed;
         parts[i] = line.substr(0, sp);
         line = i < 3 ? line.substr(sp + 1) : std::string_view();
     }
     uint16_t sport, dport;
-    if (!parse_port(parts[2], sport) || !parse_port(parts[3], dport)) return why = "PROXY v1 bad port", HeaderStatus::Malformed;
+    if (!parse_port(parts[2], sport) || !parse_port(parts[3], dport))
+        return why = "PROXY v1 bad port", HeaderStatus::Malformed;
     auto make = [&](std::string_view ip, uint16_t port, core::SocketAddress& a) {
         auto parsed = core::SocketAddress::from_ip(std::string(ip), port);
         if (!parsed || parsed->family() != family) return false;

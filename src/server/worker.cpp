@@ -1,6 +1,5 @@
 #include "server/worker.hpp"
 
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -8,6 +7,7 @@
 
 #include "core/log.hpp"
 #include "proxy/session.hpp"
+#include "proxy/uv_cast.hpp"
 
 namespace sniroute::server {
 
@@ -22,7 +22,7 @@ struct Worker::ListenHandle {
     Worker* worker = nullptr;
     std::string listener;
     SocketAddress addr;
-    long index = -1;  // listener index in the worker's current snapshot
+    long index = -1;       // listener index in the worker's current snapshot
     bool nodelay = false;  // TCP_NODELAY set here, and so inherited by accepted sockets
 };
 
@@ -32,49 +32,12 @@ int defer_accept_secs(const config::Listener& l, const config::Global& g) {
 }
 
 Worker::Worker(unsigned id, Shared& shared, route::SnapshotPtr snap)
-    : id_(id), shared_(shared), snap_(std::move(snap)), read_buf_(new char[kReadBufferSize]) {}
-
-namespace {
-
-// Empty pipes kept per loop. Each is two descriptors and up to kPipeSize of kernel memory while
-// in use (an empty pipe holds no pages), so a small pool is enough to make reuse the norm.
-constexpr size_t kIdlePipes = 32;
-// A larger pipe than the default 64 KiB moves more per splice(2); 256 KiB stays modest next
-// to the socket buffers of the two connections it sits between.
-constexpr int kPipeSize = 256 * 1024;
-
-}  // namespace
+    : id_(id), ctx_(&loop_, shared.connections, shared.tokens, std::move(snap)) {}
 
 Worker::~Worker() {
     // Sockets handed over by a reload that arrived after the loop stopped are still ours.
     for (auto& ls : pending_sockets_)
         if (ls.fd >= 0) ::close(ls.fd);
-    for (auto& p : idle_pipes_) give_pipe(p, false);
-}
-
-bool Worker::take_pipe(KernelPipe& out) {
-    if (!idle_pipes_.empty()) {
-        out = idle_pipes_.back();
-        idle_pipes_.pop_back();
-        return true;
-    }
-    int fds[2];
-    if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return false;
-    int cap = ::fcntl(fds[1], F_SETPIPE_SZ, kPipeSize);
-    if (cap <= 0) cap = ::fcntl(fds[1], F_GETPIPE_SZ);
-    out = {fds[0], fds[1], cap > 0 ? static_cast<size_t>(cap) : 4096};
-    return true;
-}
-
-void Worker::give_pipe(KernelPipe& p, bool empty) {
-    if (p.r < 0) return;
-    if (empty && idle_pipes_.size() < kIdlePipes) {
-        idle_pipes_.push_back(p);
-    } else {
-        ::close(p.r);
-        ::close(p.w);
-    }
-    p = {};
 }
 
 bool Worker::run(std::vector<ListenSocket> sockets) {
@@ -89,8 +52,9 @@ bool Worker::run(std::vector<ListenSocket> sockets) {
     int rc = uv_loop_close(&loop_);
     if (rc != 0) {
         // Walk what is left so the leak can be named; this is a bug, not an operating condition.
-        uv_walk(&loop_, [](uv_handle_t* h, void*) { log_error("leaked_handle").kv("type", uv_handle_type_name(h->type)); },
-                nullptr);
+        uv_walk(
+            &loop_, [](uv_handle_t* h, void*) { log_error("leaked_handle").kv("type", uv_handle_type_name(h->type)); },
+            nullptr);
     }
     log_info("worker_stopped").kv("worker", id_).kv("accepted", accepted_);
     finished.store(true);
@@ -98,7 +62,7 @@ bool Worker::run(std::vector<ListenSocket> sockets) {
 }
 
 void Worker::open_socket(ListenSocket ls) {
-    long index = snap_->find_listener(ls.listener);
+    long index = ctx_.snapshot()->find_listener(ls.listener);
     auto* h = new ListenHandle;
     h->worker = this;
     h->listener = ls.listener;
@@ -111,11 +75,14 @@ void Worker::open_socket(ListenSocket ls) {
     int one = 1;
     h->nodelay = ::setsockopt(ls.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0;
     int r = uv_tcp_open(&h->tcp, ls.fd);
-    if (r == 0) r = uv_listen(reinterpret_cast<uv_stream_t*>(&h->tcp), 4096, on_connection);
+    if (r == 0) r = uv_listen(proxy::as_stream(&h->tcp), 4096, on_connection);
     if (r != 0) {
-        log_error("listen_failed").kv("listener", ls.listener).kv("bind", ls.addr.to_string()).kv("error", uv_strerror(r));
-        if (uv_fileno(reinterpret_cast<uv_handle_t*>(&h->tcp), nullptr) == UV_EBADF) ::close(ls.fd);
-        uv_close(reinterpret_cast<uv_handle_t*>(&h->tcp), on_listen_closed);
+        log_error("listen_failed")
+            .kv("listener", ls.listener)
+            .kv("bind", ls.addr.to_string())
+            .kv("error", uv_strerror(r));
+        if (uv_fileno(proxy::as_handle(&h->tcp), nullptr) == UV_EBADF) ::close(ls.fd);
+        uv_close(proxy::as_handle(&h->tcp), on_listen_closed);
         return;
     }
     listeners_.push_back(h);
@@ -159,13 +126,7 @@ void Worker::on_async(uv_async_t* h) noexcept {
     }
     if (!w->stopping_) w->apply_reload();
     if (stop && !w->stopping_) w->begin_stop();
-    if (abort) {
-        for (proxy::Session* s = w->sessions_; s;) {
-            proxy::Session* next = s->next_;
-            s->abort();
-            s = next;
-        }
-    }
+    if (abort) w->ctx_.abort_all();
 }
 
 void Worker::apply_reload() {
@@ -177,26 +138,27 @@ void Worker::apply_reload() {
         added.swap(pending_sockets_);
     }
     if (!snap) return;
-    snap_ = std::move(snap);
+    ctx_.set_snapshot(std::move(snap));
     // Keep sockets whose listener and address are still configured; close the rest. Established
     // sessions are untouched either way: they hold their own snapshot.
     std::vector<ListenHandle*> kept;
     for (ListenHandle* h : listeners_) {
-        h->index = snap_->find_listener(h->listener);
+        h->index = ctx_.snapshot()->find_listener(h->listener);
         bool still = false;
         if (h->index >= 0)
-            for (const auto& a : snap_->listener(static_cast<size_t>(h->index)).bind) still = still || a == h->addr;
+            for (const auto& a : ctx_.snapshot()->listener(static_cast<size_t>(h->index)).bind)
+                still = still || a == h->addr;
         if (still) {
             // The listener's protocol or deadline may have changed (tls -> tcp must stop
             // deferring accept, or a server-first protocol never sees its client).
-            const config::Listener& l = snap_->listener(static_cast<size_t>(h->index));
+            const config::Listener& l = ctx_.snapshot()->listener(static_cast<size_t>(h->index));
             uv_os_fd_t fd;
-            int secs = defer_accept_secs(l, snap_->config().global);
-            if (uv_fileno(reinterpret_cast<uv_handle_t*>(&h->tcp), &fd) == 0)
+            int secs = defer_accept_secs(l, ctx_.snapshot()->config().global);
+            if (uv_fileno(proxy::as_handle(&h->tcp), &fd) == 0)
                 ::setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof secs);
             kept.push_back(h);
         } else
-            uv_close(reinterpret_cast<uv_handle_t*>(&h->tcp), on_listen_closed);
+            uv_close(proxy::as_handle(&h->tcp), on_listen_closed);
     }
     listeners_.swap(kept);
     for (auto& ls : added) open_socket(std::move(ls));
@@ -212,37 +174,24 @@ void Worker::on_connection(uv_stream_t* server, int status) noexcept {
     }
     if (w->stopping_ || h->index < 0) return;
     ++w->accepted_;
-    proxy::Session::accept(*w, server, static_cast<size_t>(h->index), h->nodelay);
-}
-
-void Worker::attach(proxy::Session* s) {
-    s->next_ = sessions_;
-    s->prev_ = nullptr;
-    if (sessions_) sessions_->prev_ = s;
-    sessions_ = s;
-    ++session_count_;
-}
-
-void Worker::detach(proxy::Session* s) {
-    if (s->prev_) s->prev_->next_ = s->next_;
-    else sessions_ = s->next_;
-    if (s->next_) s->next_->prev_ = s->prev_;
-    s->prev_ = s->next_ = nullptr;
-    --session_count_;
-    if (stopping_) maybe_finish();
+    proxy::Session::accept(w->ctx_, server, static_cast<size_t>(h->index), h->nodelay);
 }
 
 void Worker::begin_stop() {
     stopping_ = true;
-    for (ListenHandle* h : listeners_) uv_close(reinterpret_cast<uv_handle_t*>(&h->tcp), on_listen_closed);
+    for (ListenHandle* h : listeners_) uv_close(proxy::as_handle(&h->tcp), on_listen_closed);
     listeners_.clear();
     uint64_t drain_ms;
     {
         std::lock_guard lock(mu_);
         drain_ms = drain_ms_;
     }
-    if (session_count_ > 0) {
-        log_info("draining").kv("worker", id_).kv("sessions", static_cast<uint64_t>(session_count_)).kv("timeout_ms", drain_ms);
+    ctx_.on_empty(on_sessions_gone, this);
+    if (ctx_.sessions() > 0) {
+        log_info("draining")
+            .kv("worker", id_)
+            .kv("sessions", static_cast<uint64_t>(ctx_.sessions()))
+            .kv("timeout_ms", drain_ms);
         uv_timer_start(&drain_timer_, on_drain_timeout, drain_ms, 0);
     }
     maybe_finish();
@@ -250,25 +199,24 @@ void Worker::begin_stop() {
 
 void Worker::on_drain_timeout(uv_timer_t* t) noexcept {
     auto* w = static_cast<Worker*>(t->data);
-    log_warn("drain_timeout").kv("worker", w->id_).kv("sessions", static_cast<uint64_t>(w->session_count_));
-    for (proxy::Session* s = w->sessions_; s;) {
-        proxy::Session* next = s->next_;
-        s->abort();
-        s = next;
-    }
+    log_warn("drain_timeout").kv("worker", w->id_).kv("sessions", static_cast<uint64_t>(w->ctx_.sessions()));
+    w->ctx_.abort_all();
 }
 
+void Worker::on_sessions_gone(void* worker) noexcept { static_cast<Worker*>(worker)->maybe_finish(); }
+
 void Worker::maybe_finish() {
-    if (finishing_ || session_count_ > 0) return;
+    if (finishing_ || ctx_.sessions() > 0) return;
     finishing_ = true;
+    ctx_.on_empty(nullptr, nullptr);
     // Nothing is left but our own handles; closing them lets uv_run return. The flag, set under
     // the lock, keeps the control thread from signalling a closed async handle.
     {
         std::lock_guard lock(mu_);
         mailbox_closed_ = true;
     }
-    uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
-    uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
+    uv_close(proxy::as_handle(&async_), nullptr);
+    uv_close(proxy::as_handle(&drain_timer_), nullptr);
 }
 
 }  // namespace sniroute::server

@@ -12,11 +12,8 @@
 
 #include "core/address.hpp"
 #include "http/challenge.hpp"
+#include "proxy/loop_context.hpp"
 #include "route/router.hpp"
-
-namespace sniroute::proxy {
-class Session;
-}
 
 namespace sniroute::server {
 
@@ -33,13 +30,6 @@ struct ListenSocket {
     int fd = -1;
 };
 
-// A kernel pipe for splice(2), with both ends non-blocking.
-struct KernelPipe {
-    int r = -1;
-    int w = -1;
-    size_t capacity = 0;
-};
-
 // State all workers share: read-mostly, or atomic.
 struct Shared {
     std::atomic<uint32_t> connections{0};
@@ -49,8 +39,6 @@ struct Shared {
 
 class Worker {
 public:
-    static constexpr size_t kReadBufferSize = 64 * 1024;
-
     Worker(unsigned id, Shared& shared, route::SnapshotPtr snap);
     ~Worker();
     Worker(const Worker&) = delete;
@@ -65,23 +53,6 @@ public:
     void post_reload(route::SnapshotPtr snap, std::vector<ListenSocket> added);
     void post_stop(uint64_t drain_ms);
     void post_abort();  // second SIGTERM: close every session now
-
-    // For sessions, on the worker's own thread.
-    uv_loop_t* loop() { return &loop_; }
-    unsigned id() const { return id_; }
-    Shared& shared() { return shared_; }
-    const route::SnapshotPtr& snapshot() const { return snap_; }
-    // The loop's single read buffer: every read is consumed or copied before the next one, so
-    // one buffer serves all connections and an idle connection holds none.
-    char* read_buffer() { return read_buf_.get(); }
-    // Spliced transfers borrow their pipes from the loop, which keeps empty ones for the next
-    // transfer (HAProxy's pipe pool): once warm, splicing costs no pipe2, fcntl or close.
-    // take_pipe() fails only when no pipe can be made (descriptor limit); the caller then copies.
-    bool take_pipe(KernelPipe& out);
-    void give_pipe(KernelPipe& p, bool empty);  // a pipe that may hold bytes is closed, not kept
-    void attach(proxy::Session* s);
-    void detach(proxy::Session* s);
-    uint64_t accepted() const { return accepted_; }
 
     // Set once the loop has opened its sockets; the control thread waits for all of them.
     std::atomic<bool> listening{false};
@@ -98,20 +69,15 @@ private:
     static void on_connection(uv_stream_t* server, int status) noexcept;
     static void on_listen_closed(uv_handle_t* h) noexcept;
     static void on_drain_timeout(uv_timer_t* t) noexcept;
+    static void on_sessions_gone(void* worker) noexcept;
 
     unsigned id_;
-    Shared& shared_;
-    route::SnapshotPtr snap_;
     uv_loop_t loop_{};
     uv_async_t async_{};
     uv_timer_t drain_timer_{};
-    std::unique_ptr<char[]> read_buf_;
-    std::vector<KernelPipe> idle_pipes_;
+    // What sessions may use of this loop, the snapshot and the list of live sessions included.
+    proxy::LoopContext ctx_;
     std::vector<ListenHandle*> listeners_;
-
-    // Intrusive list of live sessions, so a drain timeout can close them all.
-    proxy::Session* sessions_ = nullptr;
-    size_t session_count_ = 0;
     uint64_t accepted_ = 0;
 
     bool stopping_ = false;

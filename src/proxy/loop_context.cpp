@@ -1,0 +1,72 @@
+#include "proxy/loop_context.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "proxy/session.hpp"
+
+namespace sniroute::proxy {
+
+namespace {
+
+// Empty pipes kept per loop. Each is two descriptors and up to kPipeSize of kernel memory while
+// in use (an empty pipe holds no pages), so a small pool is enough to make reuse the norm.
+constexpr size_t kIdlePipes = 32;
+// A larger pipe than the default 64 KiB moves more per splice(2); 256 KiB stays modest next
+// to the socket buffers of the two connections it sits between.
+constexpr int kPipeSize = 256 * 1024;
+
+}  // namespace
+
+PipePool::~PipePool() {
+    for (auto& p : idle_) {
+        ::close(p.r);
+        ::close(p.w);
+    }
+}
+
+bool PipePool::take(KernelPipe& out) {
+    if (!idle_.empty()) {
+        out = idle_.back();
+        idle_.pop_back();
+        return true;
+    }
+    int fds[2];
+    if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return false;
+    int cap = ::fcntl(fds[1], F_SETPIPE_SZ, kPipeSize);
+    if (cap <= 0) cap = ::fcntl(fds[1], F_GETPIPE_SZ);
+    out = {fds[0], fds[1], cap > 0 ? static_cast<size_t>(cap) : 4096};
+    return true;
+}
+
+void PipePool::give(KernelPipe& p, bool empty) {
+    if (p.r < 0) return;
+    if (empty && idle_.size() < kIdlePipes) {
+        idle_.push_back(p);
+    } else {
+        ::close(p.r);
+        ::close(p.w);
+    }
+    p = {};
+}
+
+LoopContext::LoopContext(uv_loop_t* loop, std::atomic<uint32_t>& connections, const http::TokenStore& tokens,
+                         route::SnapshotPtr snap)
+    : loop_(loop),
+      connections_(connections),
+      tokens_(tokens),
+      snap_(std::move(snap)),
+      read_buf_(new char[kReadBufferSize]) {}
+
+void LoopContext::attach(Session* s) { sessions_.push_front(s); }
+
+void LoopContext::detach(Session* s) {
+    sessions_.remove(s);
+    if (sessions_.empty() && on_empty_) on_empty_(on_empty_arg_);
+}
+
+void LoopContext::abort_all() {
+    sessions_.for_each([](Session* s) { s->abort(); });
+}
+
+}  // namespace sniroute::proxy

@@ -1,0 +1,95 @@
+// What a session may use of the event loop it runs on. The worker owns one per loop and hands
+// it to every session it accepts, so proxy/ never names the worker (README: Layout).
+#pragma once
+
+#include <uv.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/intrusive_list.hpp"
+#include "http/challenge.hpp"
+#include "route/router.hpp"
+
+namespace sniroute::proxy {
+
+class Session;
+
+// A kernel pipe for splice(2), with both ends non-blocking.
+struct KernelPipe {
+    int r = -1;
+    int w = -1;
+    size_t capacity = 0;
+};
+
+// Spliced transfers borrow their pipes from the loop, which keeps empty ones for the next
+// transfer (HAProxy's pipe pool): once warm, splicing costs no pipe2, fcntl or close.
+class PipePool {
+public:
+    PipePool() = default;
+    ~PipePool();
+    PipePool(const PipePool&) = delete;
+    PipePool& operator=(const PipePool&) = delete;
+
+    // Fails only when no pipe can be made (descriptor limit); the caller then copies.
+    bool take(KernelPipe& out);
+    // A pipe that may hold bytes is closed, not kept. Leaves `p` empty; a no-op on an empty one.
+    void give(KernelPipe& p, bool empty);
+
+private:
+    std::vector<KernelPipe> idle_;
+};
+
+class LoopContext {
+public:
+    static constexpr size_t kReadBufferSize = 64 * 1024;
+
+    LoopContext(uv_loop_t* loop, std::atomic<uint32_t>& connections, const http::TokenStore& tokens,
+                route::SnapshotPtr snap);
+    LoopContext(const LoopContext&) = delete;
+    LoopContext& operator=(const LoopContext&) = delete;
+
+    uv_loop_t* loop() const { return loop_; }
+    // The loop's single read buffer: every read is consumed or copied before the next one, so
+    // one buffer serves all connections and an idle connection holds none.
+    char* read_buffer() { return read_buf_.get(); }
+    PipePool& pipes() { return pipes_; }
+    // Connections open across all loops, against max_connections.
+    std::atomic<uint32_t>& connections() { return connections_; }
+    // ACME HTTP-01 answers held in memory, for http listeners.
+    const http::TokenStore& tokens() const { return tokens_; }
+    // The routing snapshot new sessions start with; a reload swaps it, and sessions already
+    // running keep the one they started with.
+    const route::SnapshotPtr& snapshot() const { return snap_; }
+    void set_snapshot(route::SnapshotPtr snap) { snap_ = std::move(snap); }
+
+    // Sessions add themselves when made and remove themselves when deleted.
+    void attach(Session* s);
+    void detach(Session* s);
+    size_t sessions() const { return sessions_.size(); }
+    // Closes every session now (drain timeout, second SIGTERM). Each one goes on through its
+    // close callbacks and detaches itself when the last has run.
+    void abort_all();
+    // `cb(arg)` runs whenever a detach leaves no session, until cleared with nullptr: the
+    // worker learns so when draining is over.
+    void on_empty(void (*cb)(void*), void* arg) {
+        on_empty_ = cb;
+        on_empty_arg_ = arg;
+    }
+
+private:
+    uv_loop_t* loop_;
+    std::atomic<uint32_t>& connections_;
+    const http::TokenStore& tokens_;
+    route::SnapshotPtr snap_;
+    std::unique_ptr<char[]> read_buf_;
+    PipePool pipes_;
+    core::IntrusiveList<Session> sessions_;
+    void (*on_empty_)(void*) = nullptr;
+    void* on_empty_arg_ = nullptr;
+};
+
+}  // namespace sniroute::proxy
