@@ -33,22 +33,27 @@ TEST_SUITE("config.loader.errors") {
 
 TEST_CASE("unknown keys, at the key") {
     run({
-        {"top level", R"(
+        {"top level",
+         R"(
 listener = 1
 [[listeners]]
 name = "x"
 bind = "127.0.0.1:443"
 protocol = "tls"
-)", {{1, 1, "unknown key 'listener' in the top level"}}},
-        {"top-level table", R"(
+)",
+         {{1, 1, "unknown key 'listener' in the top level"}}},
+        {"top-level table",
+         R"(
 [[listeners]]
 name = "x"
 bind = "127.0.0.1:443"
 protocol = "tls"
 [backend.b]
 servers = ["127.0.0.1:80"]
-)", {{5, 2, "unknown key 'backend' in the top level"}}},
-        {"global", R"(
+)",
+         {{5, 2, "unknown key 'backend' in the top level"}}},
+        {"global",
+         R"(
 [global]
 workers = 2
   colour = "red"
@@ -56,22 +61,28 @@ workers = 2
 name = "x"
 bind = "127.0.0.1:443"
 protocol = "tls"
-)", {{3, 3, "unknown key 'colour' in [global]"}}},
-        {"global, as a dotted key", R"(
+)",
+         {{3, 3, "unknown key 'colour' in [global]"}}},
+        {"global, as a dotted key",
+         R"(
 global.colour = "red"
 [[listeners]]
 name = "x"
 bind = "127.0.0.1:443"
 protocol = "tls"
-)", {{1, 8, "unknown key 'colour' in [global]"}}},
-        {"listener", R"(
+)",
+         {{1, 8, "unknown key 'colour' in [global]"}}},
+        {"listener",
+         R"(
 [[listeners]]
 name = "x"
 bind = "127.0.0.1:443"
 protocol = "tls"
 timeout = "5s"
-)", {{5, 1, "unknown key 'timeout' in [[listeners]]"}}},
-        {"route", R"(
+)",
+         {{5, 1, "unknown key 'timeout' in [[listeners]]"}}},
+        {"route",
+         R"(
 [[listeners]]
 name = "x"
 bind = "127.0.0.1:443"
@@ -82,8 +93,10 @@ protocol = "tls"
   weight = 3
 [backends.b]
 servers = ["127.0.0.1:80"]
-)", {{8, 3, "unknown key 'weight' in [[listeners.routes]]"}}},
-        {"backend", R"(
+)",
+         {{8, 3, "unknown key 'weight' in [[listeners.routes]]"}}},
+        {"backend",
+         R"(
 [[listeners]]
 name = "x"
 bind = "127.0.0.1:443"
@@ -91,25 +104,31 @@ protocol = "tls"
 [backends.b]
 servers = ["127.0.0.1:80"]
 retries = 2
-)", {{7, 1, "unknown key 'retries' in [backends.b]"}}},
-        {"acme", R"(
+)",
+         {{7, 1, "unknown key 'retries' in [backends.b]"}}},
+        {"acme",
+         R"(
 [acme]
 web_root = "/srv/acme"
 [[listeners]]
 name = "x"
 bind = "127.0.0.1:443"
 protocol = "tls"
-)", {{2, 1, "unknown key 'web_root' in [acme]"}}},
-        {"inline tables", R"(
+)",
+         {{2, 1, "unknown key 'web_root' in [acme]"}}},
+        {"inline tables",
+         R"(
 listeners = [ { name = "x", bind = "127.0.0.1:443", protocol = "tls", bogus = 1 } ]
 backends = { b = { servers = ["127.0.0.1:80"], nope = 2 } }
-)", {{1, 71, "unknown key 'bogus' in [[listeners]]"}, {2, 48, "unknown key 'nope' in [backends.b]"}}},
+)",
+         {{1, 71, "unknown key 'bogus' in [[listeners]]"}, {2, 48, "unknown key 'nope' in [backends.b]"}}},
     });
 }
 
 TEST_CASE("wrong types, at the value") {
     run({
-        {"string where an integer belongs", R"(
+        {"string where an integer belongs",
+         R"(
 [global]
 workers = "4"
 max_connections = 1.5
@@ -117,8 +136,10 @@ max_connections = 1.5
 name = "x"
 bind = "127.0.0.1:443"
 protocol = "tls"
-)", {{2, 11, "'workers' must be an integer"}, {3, 19, "'max_connections' must be an integer"}}},
-        {"integer where a string belongs", R"(
+)",
+         {{2, 11, "'workers' must be an integer"}, {3, 19, "'max_connections' must be an integer"}}},
+        {"integer where a string belongs",
+         R"(
 [global]
 log_format = 1
 client_hello_timeout = 5
@@ -135,7 +156,8 @@ default_backend = 1
           {5, 11, "'webroot' must be a string"},
           {7, 8, "'name' must be a string"},
           {10, 19, "'default_backend' must be a string"}}},
-        {"string where a bool belongs, bool where a string belongs", R"(
+        {"string where a bool belongs, bool where a string belongs",
+         R"(
 [global]
 access_log = "no"
 [[listeners]]
@@ -156,7 +178,8 @@ proxy_protocol = false
           {7, 25, "'accept_proxy_protocol' must be true or false"},
           {11, 20, "'redirect_https' must be true or false"},
           {14, 18, "'proxy_protocol' must be a string"}}},
-        {"lists of the wrong shape", R"(
+        {"lists of the wrong shape",
+         R"(
 [[listeners]]
 name = "x"
 bind = 443
@@ -170,7 +193,8 @@ servers = [["127.0.0.1:80"]]
          {{3, 8, "'bind' must be an array of strings"},
           {6, 25, "'match' entries must be strings"},
           {9, 12, "'servers' entries must be strings"}}},
-        {"tables of the wrong shape", R"(
+        {"tables of the wrong shape",
+         R"(
 global = 5
 backends = { b = "127.0.0.1:80" }
 listeners = { name = "x" }
@@ -178,7 +202,8 @@ listeners = { name = "x" }
          {{1, 10, "'global' must be a table"},
           {2, 18, "backend 'b' must be a table"},
           {3, 13, "'listeners' must be an array of tables"}}},
-        {"routes not an array of tables", R"(
+        {"routes not an array of tables",
+         R"(
 [[listeners]]
 name = "x"
 bind = "127.0.0.1:443"
@@ -189,13 +214,15 @@ name = "y"
 bind = "127.0.0.1:444"
 protocol = "tls"
 routes = { match = "a.example" }
-)", {{5, 12, "each route must be a table"}, {10, 10, "'routes' must be an array of tables"}}},
+)",
+         {{5, 12, "each route must be a table"}, {10, 10, "'routes' must be an array of tables"}}},
     });
 }
 
 TEST_CASE("values out of range or not understood, at the value") {
     run({
-        {"integers out of range", R"(
+        {"integers out of range",
+         R"(
 [global]
 workers = 257
 max_client_hello = 511
@@ -210,7 +237,8 @@ protocol = "tls"
           {3, 20, "'max_client_hello' must be between 512 and 1048576"},
           {4, 17, "'max_http_head' must be between 512 and 1048576"},
           {5, 19, "'max_connections' must be between 1 and 10000000"}}},
-        {"unparsable durations", R"(
+        {"unparsable durations",
+         R"(
 [global]
 client_hello_timeout = "5 s"
 connect_timeout = "0s"
@@ -225,7 +253,8 @@ protocol = "tls"
           {3, 19, "cannot parse duration \"0s\""},
           {4, 16, "cannot parse duration \"367d\""},
           {5, 17, "cannot parse duration \"1.5s\""}}},
-        {"unknown enumerations", R"(
+        {"unknown enumerations",
+         R"(
 [global]
 log_format = "xml"
 [[listeners]]
@@ -248,7 +277,8 @@ proxy_protocol = "v3"
           {6, 12, "unknown protocol \"udp\""},
           {14, 10, "unknown acme mode \"sometimes\""},
           {17, 18, "unknown proxy_protocol \"v3\""}}},
-        {"unparsable addresses", R"(
+        {"unparsable addresses",
+         R"(
 [[listeners]]
 name = "x"
 bind = ["127.0.0.1:443", "::1:443", "[::1]:0", "localhost:443"]
@@ -261,20 +291,23 @@ servers = ["127.0.0.1", "10.0.0.256:80"]
           {3, 48, "cannot parse bind address \"localhost:443\""},
           {6, 12, "cannot parse server address \"127.0.0.1\""},
           {6, 25, "cannot parse server address \"10.0.0.256:80\""}}},
-        {"account_thumbprint not base64url", R"(
+        {"account_thumbprint not base64url",
+         R"(
 [acme]
 account_thumbprint = "abc+/="
 [[listeners]]
 name = "x"
 bind = "127.0.0.1:443"
 protocol = "tls"
-)", {{2, 22, "account_thumbprint must be base64url"}}},
+)",
+         {{2, 22, "account_thumbprint must be base64url"}}},
     });
 }
 
 TEST_CASE("references and duplicates") {
     run({
-        {"unknown backend in a route and as default", R"(
+        {"unknown backend in a route and as default",
+         R"(
 [[listeners]]
 name = "x"
 bind = "127.0.0.1:443"
@@ -285,8 +318,10 @@ default_backend = "nope"
   backend = "missing"
 [backends.b]
 servers = ["127.0.0.1:80"]
-)", {{5, 19, "unknown backend \"nope\""}, {8, 13, "unknown backend \"missing\""}}},
-        {"duplicate listener names and bind addresses", R"(
+)",
+         {{5, 19, "unknown backend \"nope\""}, {8, 13, "unknown backend \"missing\""}}},
+        {"duplicate listener names and bind addresses",
+         R"(
 [[listeners]]
 name = "x"
 bind = "127.0.0.1:443"
@@ -303,7 +338,8 @@ protocol = "tls"
          {{6, 8, "duplicate listener name \"x\""},
           {7, 26, "bind address 127.0.0.1:443 is already used by listener \"x\""},
           {11, 22, "bind address [0::1]:443 is already used by listener \"z\""}}},
-        {"invalid and duplicate match patterns", R"(
+        {"invalid and duplicate match patterns",
+         R"(
 [[listeners]]
 name = "x"
 bind = "127.0.0.1:443"
@@ -327,14 +363,19 @@ servers = ["127.0.0.1:80"]
 
 TEST_CASE("missing or empty required parts, at the table or the value") {
     run({
-        {"no listeners at all", R"(
+        {"no listeners at all",
+         R"(
 [backends.b]
 servers = ["127.0.0.1:80"]
-)", {{1, 1, "no [[listeners]] defined"}}},
-        {"an empty listener list", R"(
+)",
+         {{1, 1, "no [[listeners]] defined"}}},
+        {"an empty listener list",
+         R"(
 listeners = []
-)", {{1, 13, "no listeners defined"}}},
-        {"a listener without name, bind and protocol", R"(
+)",
+         {{1, 13, "no listeners defined"}}},
+        {"a listener without name, bind and protocol",
+         R"(
 [global]
 workers = 1
 
@@ -342,13 +383,16 @@ workers = 1
 accept_proxy_protocol = true
 )",
          {{4, 1, "listener has no 'name'"}, {4, 1, "has no 'bind'"}, {4, 1, "has no 'protocol'"}}},
-        {"empty bind list", R"(
+        {"empty bind list",
+         R"(
 [[listeners]]
 name = "x"
 bind = []
 protocol = "tls"
-)", {{3, 8, "listener \"x\": empty bind list"}}},
-        {"tcp listener without default_backend, and with routes", R"(
+)",
+         {{3, 8, "listener \"x\": empty bind list"}}},
+        {"tcp listener without default_backend, and with routes",
+         R"(
 [[listeners]]
 name = "smtp"
 bind = "127.0.0.1:25"
@@ -366,7 +410,8 @@ servers = ["127.0.0.1:80"]
 )",
          {{1, 1, "tcp listener \"smtp\" needs a default_backend"},
           {10, 3, "tcp listener \"imap\" cannot have routes"}}},
-        {"route without match and backend", R"(
+        {"route without match and backend",
+         R"(
 [[listeners]]
 name = "x"
 bind = "127.0.0.1:443"
@@ -377,7 +422,8 @@ protocol = "tls"
          {{5, 3, "route has no 'match'"},
           {5, 3, "route has no 'backend'"},
           {6, 20, "'redirect_https' applies only to http listeners"}}},
-        {"backend without servers, and with an empty list", R"(
+        {"backend without servers, and with an empty list",
+         R"(
 [[listeners]]
 name = "x"
 bind = "127.0.0.1:443"
@@ -386,8 +432,10 @@ protocol = "tls"
 proxy_protocol = "v2"
 [backends.b]
 servers = []
-)", {{5, 1, "[backends.a] has no 'servers'"}, {8, 11, "[backends.b]: empty server list"}}},
-        {"acme keys on a tls listener", R"(
+)",
+         {{5, 1, "[backends.a] has no 'servers'"}, {8, 11, "[backends.b]: empty server list"}}},
+        {"acme keys on a tls listener",
+         R"(
 [[listeners]]
 name = "x"
 bind = "127.0.0.1:443"
@@ -405,7 +453,7 @@ servers = ["127.0.0.1:80"]
     });
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("config.loader.errors")
 
 // Regressions for bugs found by these tests.
 TEST_SUITE("config.regressions") {
@@ -441,4 +489,4 @@ servers = ["127.0.0.1:80"]
                       {{6, 11, "empty match list"}});
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("config.regressions")

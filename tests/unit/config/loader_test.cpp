@@ -127,8 +127,8 @@ TEST_CASE("a full config loads with every value in place") {
     CHECK(c.acme.account_thumbprint == "Zm9vYmFyLV9fYmF6");
 
     REQUIRE(c.backends.size() == 4);
-    const size_t web = backend_named(c, "web"), webmail = backend_named(c, "webmail"),
-                 apps = backend_named(c, "apps"), postfix = backend_named(c, "postfix");
+    const size_t web = backend_named(c, "web"), webmail = backend_named(c, "webmail"), apps = backend_named(c, "apps"),
+                 postfix = backend_named(c, "postfix");
     CHECK(addresses(c.backends[web].servers) == std::vector<std::string>{"127.0.0.1:8443"});
     CHECK(c.backends[web].proxy_protocol == ProxyProtocol::Off);
     CHECK(addresses(c.backends[webmail].servers) == std::vector<std::string>{"127.0.0.1:9443", "[::1]:9443"});
@@ -280,41 +280,57 @@ TEST_CASE("TOML syntax errors are one diagnostic at toml++'s position") {
         Want want;
     };
     const std::vector<Case> cases = {
-        {"unterminated string", R"(
+        {"unterminated string",
+         R"(
 [[listeners]]
 protocol = "tls
-)", {2, 16, "unescaped control characters"}},  // at the newline that ends the string
-        {"missing value", R"(
+)",
+         {2, 16, "unescaped control characters"}},  // at the newline that ends the string
+        {"missing value",
+         R"(
 [global]
 workers =
-)", {2, 10, "expected value"}},
-        {"two values", R"(
+)",
+         {2, 10, "expected value"}},
+        {"two values",
+         R"(
 [global]
 workers = 1 2
-)", {2, 13, "saw '2'"}},
-        {"unknown escape", R"(
+)",
+         {2, 13, "saw '2'"}},
+        {"unknown escape",
+         R"(
 [global]
 log_format = "te\qxt"
-)", {2, 18, "unknown escape sequence"}},
-        {"unclosed table header", R"(
+)",
+         {2, 18, "unknown escape sequence"}},
+        {"unclosed table header",
+         R"(
 [[listeners]
 name = "x"
-)", {1, 13, "expected ']'"}},
-        {"key defined twice", R"(
+)",
+         {1, 13, "expected ']'"}},
+        {"key defined twice",
+         R"(
 [global]
 workers = 1
 workers = 2
-)", {3, 11, "cannot redefine existing integer 'workers'"}},
-        {"table defined twice", R"(
+)",
+         {3, 11, "cannot redefine existing integer 'workers'"}},
+        {"table defined twice",
+         R"(
 [backends.b]
 servers = ["127.0.0.1:80"]
 [backends.b]
 servers = ["127.0.0.1:81"]
-)", {3, 1, "cannot redefine existing table 'backends.b'"}},
-        {"bad hexadecimal digit", R"(
+)",
+         {3, 1, "cannot redefine existing table 'backends.b'"}},
+        {"bad hexadecimal digit",
+         R"(
 [global]
 workers = 0x1G
-)", {2, 14, "saw 'G'"}},
+)",
+         {2, 14, "saw 'G'"}},
     };
     for (const auto& c : cases) {
         INFO(c.what);
@@ -365,4 +381,4 @@ proxy_protocol = "v9"
                       });
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("config.loader")

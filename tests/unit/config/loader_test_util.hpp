@@ -45,8 +45,8 @@ inline void check_diagnostics(const LoadResult& r, const std::vector<Want>& want
     for (const auto& w : wants) {
         bool found = false;
         for (const auto& d : r.diagnostics)
-            found = found || (d.line == w.line && d.column == w.column &&
-                              d.message.find(w.message_part) != std::string::npos);
+            found = found ||
+                    (d.line == w.line && d.column == w.column && d.message.find(w.message_part) != std::string::npos);
         CHECK_MESSAGE(found, "expected ", kPath, ":", w.line, ":", w.column, ": ...", w.message_part, "...");
     }
     for (const auto& d : r.diagnostics) CHECK(d.file == kPath);

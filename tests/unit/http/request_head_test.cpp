@@ -94,12 +94,12 @@ TEST_CASE("request head: several Host headers are counted") {
 TEST_CASE("request head: malformed heads are Bad") {
     using namespace std::string_literals;  // ""s keeps embedded NULs in the length
     const std::string cases[] = {
-        "GET / HTTP/1.1\r\nHost: a\0b\r\n\r\n"s,  // NUL in a header value
-        "GET / HTTP/9.9\r\nHost: a\r\n\r\n"s,     // unknown version
-        "G@T / HTTP/1.1\r\n\r\n"s,                // bad method
-        "GET / HTTP/1.1\r\nBad Header: x\r\n\r\n"s, // space in a header name
+        "GET / HTTP/1.1\r\nHost: a\0b\r\n\r\n"s,     // NUL in a header value
+        "GET / HTTP/9.9\r\nHost: a\r\n\r\n"s,        // unknown version
+        "G@T / HTTP/1.1\r\n\r\n"s,                   // bad method
+        "GET / HTTP/1.1\r\nBad Header: x\r\n\r\n"s,  // space in a header name
         "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"s,
-        "\x16\x03\x01\x00\x10"s,                  // TLS on the http port
+        "\x16\x03\x01\x00\x10"s,  // TLS on the http port
     };
     for (const auto& c : cases) {
         CAPTURE(c);

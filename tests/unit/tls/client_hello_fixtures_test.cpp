@@ -130,8 +130,8 @@ TEST_CASE("each capture, re-framed across three records") {
         const size_t n = message.size();
         // A grid of cut pairs over the whole message, plus the cuts that split the 4-byte
         // handshake header itself and the ones that leave a 1-byte record at either end.
-        std::vector<std::pair<size_t, size_t>> cuts = {{1, 2}, {1, 4}, {2, 3}, {3, 4}, {4, 5},
-                                                       {1, n - 1}, {n - 2, n - 1}, {38, 39}};
+        std::vector<std::pair<size_t, size_t>> cuts = {{1, 2}, {1, 4},     {2, 3},         {3, 4},
+                                                       {4, 5}, {1, n - 1}, {n - 2, n - 1}, {38, 39}};
         for (size_t a = 1; a < n; a += 11)
             for (size_t b = a + 1; b < n; b += 17) cuts.emplace_back(a, b);
         for (const auto& cut : cuts) {
@@ -245,4 +245,4 @@ TEST_CASE("the byte cap counts record headers, and a hello of exactly the cap fi
     }
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("tls.fixtures")

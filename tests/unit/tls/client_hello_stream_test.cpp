@@ -75,7 +75,9 @@ TEST_CASE("not TLS: decided from the first byte or two") {
           0x03, 0x01,              // version: 3.1
           0x00, 0x15, 0x00, 0x00,  // cipher_specs length 21, session_id length 0
           0x00, 0x10},             // challenge length 16 (rest omitted)
-         ParseStatus::NotTls, "first byte", 1},
+         ParseStatus::NotTls,
+         "first byte",
+         1},
         {"alert record first", {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28}, ParseStatus::NotTls, "first byte", 1},
         {"application_data first", {0x17, 0x03, 0x03, 0x00, 0x01, 0x00}, ParseStatus::NotTls, "first byte", 1},
         {"a NUL byte", {0x00}, ParseStatus::NotTls, "first byte", 1},
@@ -111,8 +113,8 @@ TEST_CASE("malformed record framing") {
     REQUIRE(head.size() == 15);
     const std::vector<StreamCase> cases = {
         {"zero-length first record", {0x16, 0x03, 0x01, 0x00, 0x00}, ParseStatus::Malformed, "empty", 5},
-        {"zero-length record mid-hello", cat({head, {0x16, 0x03, 0x01, 0x00, 0x00}}), ParseStatus::Malformed,
-         "empty", 20},
+        {"zero-length record mid-hello", cat({head, {0x16, 0x03, 0x01, 0x00, 0x00}}), ParseStatus::Malformed, "empty",
+         20},
         {"record longer than 2^14", {0x16, 0x03, 0x01, 0x40, 0x01, 0x01}, ParseStatus::Malformed, "2^14", 5},
         {"record length 0xffff", {0x16, 0x03, 0x03, 0xff, 0xff}, ParseStatus::Malformed, "2^14", 5},
         {"alert after the first handshake record", cat({head, {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32}}),
@@ -126,22 +128,32 @@ TEST_CASE("malformed record framing") {
         // Handshake layer: the first message must be a ClientHello (type 1).
         {"handshake type 2 (server_hello)", record(handshake(hello_body({}), 0x02)), ParseStatus::Malformed,
          "not ClientHello", 6},
-        {"handshake type 0", {0x16, 0x03, 0x01, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00}, ParseStatus::Malformed,
-         "not ClientHello", 6},
-        {"handshake type 1 in a later byte only", {0x16, 0x03, 0x01, 0x00, 0x02, 0x0b, 0x01}, ParseStatus::Malformed,
-         "not ClientHello", 6},
+        {"handshake type 0",
+         {0x16, 0x03, 0x01, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00},
+         ParseStatus::Malformed,
+         "not ClientHello",
+         6},
+        {"handshake type 1 in a later byte only",
+         {0x16, 0x03, 0x01, 0x00, 0x02, 0x0b, 0x01},
+         ParseStatus::Malformed,
+         "not ClientHello",
+         6},
         // The handshake length ends the body early: the body parser sees a truncated hello.
-        {"handshake length 10 short", [&] {
+        {"handshake length 10 short",
+         [&] {
              Bytes msg = m;
              msg[3] = static_cast<uint8_t>(msg[3] - 10);
              return record(msg);
-         }(), ParseStatus::Malformed, "extensions length", 5 + m.size() - 10},
+         }(),
+         ParseStatus::Malformed, "extensions length", 5 + m.size() - 10},
         // The handshake length runs into a following record's bytes: trailing bytes in the body.
-        {"handshake length 2 long, filled by a second record", [&] {
+        {"handshake length 2 long, filled by a second record",
+         [&] {
              Bytes msg = m;
              msg[3] = static_cast<uint8_t>(msg[3] + 2);
              return cat({record(msg), record({0x00, 0x00})});
-         }(), ParseStatus::Malformed, "extensions length", 0},
+         }(),
+         ParseStatus::Malformed, "extensions length", 0},
     };
     for (const auto& c : cases) check_case(c);
 }
@@ -271,7 +283,7 @@ TEST_CASE("a fresh parser needs more and an empty feed keeps it so") {
     CHECK(std::string(to_string(ParseStatus::TooLarge)) == "too-large");
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("tls.record_layer")
 
 // Regressions: the verdict and consumed() once depended on how the stream was cut (the cap was
 // compared with the end of the record rather than the end of the hello).
@@ -333,4 +345,4 @@ TEST_CASE("consumed() stops at the hello's last byte however the bytes were cut"
     CHECK(bytewise.consumed() == whole.consumed());
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("tls.cut_independence")

@@ -17,36 +17,36 @@ namespace {
 
 // A small TLS 1.3 first flight written out by hand, so the builder itself is checked.
 const Bytes kHandWritten = {
-    0x16,                    // record type: handshake
-    0x03, 0x01,              // legacy_record_version: 3.1
-    0x00, 0x51,              // record length: 81
-    0x01,                    // handshake type: client_hello
-    0x00, 0x00, 0x4d,        // handshake length: 77
-    0x03, 0x03,              // legacy_version: 3.3
+    0x16,                                            // record type: handshake
+    0x03, 0x01,                                      // legacy_record_version: 3.1
+    0x00, 0x51,                                      // record length: 81
+    0x01,                                            // handshake type: client_hello
+    0x00, 0x00, 0x4d,                                // handshake length: 77
+    0x03, 0x03,                                      // legacy_version: 3.3
     0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,  // random[0..7]
     0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,  // random[8..15]
     0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,  // random[16..23]
     0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,  // random[24..31]
-    0x00,                    // session_id length: 0
-    0x00, 0x02,              // cipher_suites length: 2
-    0x13, 0x01,              //   TLS_AES_128_GCM_SHA256
-    0x01,                    // compression_methods length: 1
-    0x00,                    //   null
-    0x00, 0x22,              // extensions length: 34
-    0x00, 0x00,              // extension type: server_name
-    0x00, 0x0e,              //   extension length: 14
-    0x00, 0x0c,              //   server_name_list length: 12
-    0x00,                    //   name_type: host_name
-    0x00, 0x09,              //   host_name length: 9
-    'a', '.', 'e', 'x', 'a', 'm', 'p', 'l', 'e',
-    0x00, 0x10,              // extension type: application_layer_protocol_negotiation
-    0x00, 0x05,              //   extension length: 5
-    0x00, 0x03,              //   protocol_name_list length: 3
-    0x02, 'h', '2',          //   "h2"
-    0x00, 0x2b,              // extension type: supported_versions
-    0x00, 0x03,              //   extension length: 3
-    0x02,                    //   versions length: 2
-    0x03, 0x04,              //   TLS 1.3
+    0x00,                                            // session_id length: 0
+    0x00, 0x02,                                      // cipher_suites length: 2
+    0x13, 0x01,                                      //   TLS_AES_128_GCM_SHA256
+    0x01,                                            // compression_methods length: 1
+    0x00,                                            //   null
+    0x00, 0x22,                                      // extensions length: 34
+    0x00, 0x00,                                      // extension type: server_name
+    0x00, 0x0e,                                      //   extension length: 14
+    0x00, 0x0c,                                      //   server_name_list length: 12
+    0x00,                                            //   name_type: host_name
+    0x00, 0x09,                                      //   host_name length: 9
+    'a',  '.',  'e',  'x',  'a',  'm',  'p',  'l',
+    'e',  0x00, 0x10,  // extension type: application_layer_protocol_negotiation
+    0x00, 0x05,        //   extension length: 5
+    0x00, 0x03,        //   protocol_name_list length: 3
+    0x02, 'h',  '2',   //   "h2"
+    0x00, 0x2b,        // extension type: supported_versions
+    0x00, 0x03,        //   extension length: 3
+    0x02,              //   versions length: 2
+    0x03, 0x04,        //   TLS 1.3
 };
 
 HelloFields hand_written_fields() {
@@ -189,10 +189,14 @@ TEST_CASE("malformed bodies") {
         // Field values out of range.
         {"session_id of 33 bytes", body_with([](HelloFields& f) { f.session_id = vec8(Bytes(33, 1)); }), "session_id"},
         {"session_id length 255", body_with([](HelloFields& f) { f.session_id = {0xff}; }), "session_id"},
-        {"odd cipher_suites length", body_with([](HelloFields& f) { f.cipher_suites = vec16({0x13, 0x01, 0x13}); }),
+        {"odd cipher_suites length", body_with([](HelloFields& f) {
+             f.cipher_suites = vec16({0x13, 0x01, 0x13});
+         }),
          "cipher_suites"},
         {"empty cipher_suites", body_with([](HelloFields& f) { f.cipher_suites = vec16({}); }), "cipher_suites"},
-        {"cipher_suites length overruns", body_with([](HelloFields& f) { f.cipher_suites = {0x7f, 0xfe, 0x13, 0x01}; }),
+        {"cipher_suites length overruns", body_with([](HelloFields& f) {
+             f.cipher_suites = {0x7f, 0xfe, 0x13, 0x01};
+         }),
          "cipher_suites"},
         {"zero compression methods", body_with([](HelloFields& f) { f.compression = vec8({}); }),
          "compression_methods"},
@@ -202,8 +206,7 @@ TEST_CASE("malformed bodies") {
              f.trailer = {0x00};
          }),
          "extensions length"},
-        {"extensions length overruns the message",
-         body_with([](HelloFields& f) {
+        {"extensions length overruns the message", body_with([](HelloFields& f) {
              f.extensions.reset();
              f.trailer = {0x00, 0x40, 0x00, 0x00, 0x00, 0x00};  // length 64, then 4 bytes
          }),
@@ -243,11 +246,15 @@ TEST_CASE("malformed bodies") {
         {"host_name with space", sni_name("a example"), "valid host name"},
         {"host_name with '_'", sni_name("_acme.example"), "valid host name"},
         {"host_name with '*'", sni_name("*.example"), "valid host name"},
-        {"host_name with UTF-8", sni_name("b\xc3\xbc" "cher.example"), "valid host name"},
+        {"host_name with UTF-8",
+         sni_name("b\xc3\xbc"
+                  "cher.example"),
+         "valid host name"},
         {"host_name with 0xff", sni_name("a\xff.example"), "valid host name"},
         {"label of 64 bytes", sni_name(std::string(64, 'a') + ".example"), "valid host name"},
-        {"name of 254 bytes", sni_name(std::string(63, 'a') + "." + std::string(63, 'b') + "." + std::string(63, 'c') +
-                                       "." + std::string(62, 'd')),
+        {"name of 254 bytes",
+         sni_name(std::string(63, 'a') + "." + std::string(63, 'b') + "." + std::string(63, 'c') + "." +
+                  std::string(62, 'd')),
          "valid host name"},
         {"empty label", sni_name("a..b"), "valid host name"},
         {"leading dot", sni_name(".a.example"), "valid host name"},
@@ -282,4 +289,4 @@ TEST_CASE("malformed bodies") {
     }
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("tls.client_hello")
