@@ -3,10 +3,10 @@
 // toml++ throws on syntax errors; that is the control plane, so we catch it here and turn it into
 // a diagnostic like any other. Schema checks walk the document by hand, so that every unknown
 // key and every bad value is reported at its own position.
+#include <toml++/toml.h>
 #include <fstream>
 #include <set>
 #include <sstream>
-#include <toml++/toml.h>
 #include <unordered_map>
 
 #include "config/config.hpp"
@@ -39,8 +39,8 @@ public:
 
 private:
     void error(const toml::source_region& at, std::string msg) {
-        diags_.push_back({path_, static_cast<uint32_t>(at.begin.line), static_cast<uint32_t>(at.begin.column),
-                          std::move(msg)});
+        diags_.push_back(
+            {path_, static_cast<uint32_t>(at.begin.line), static_cast<uint32_t>(at.begin.column), std::move(msg)});
     }
 
     // Reports every key of `tbl` not in `allowed`, at the key's own position.
@@ -148,8 +148,10 @@ LoadResult Loader::run(std::string_view text) {
     if (auto* a = table_at("acme")) load_acme(*a);
     // Backends first, so that listeners can resolve references in one pass.
     if (auto* b = table_at("backends")) load_backends(*b);
-    if (const toml::node* l = root.get("listeners")) load_listeners(*l);
-    else error(toml::source_region{{1, 1}, {1, 1}, nullptr}, "no [[listeners]] defined");
+    if (const toml::node* l = root.get("listeners"))
+        load_listeners(*l);
+    else
+        error(toml::source_region{{1, 1}, {1, 1}, nullptr}, "no [[listeners]] defined");
     if (const toml::node* c = root.get("certificates")) load_certificates(*c, root);
 
     if (!diags_.empty()) return {std::nullopt, std::move(diags_)};
@@ -171,9 +173,12 @@ void Loader::load_global(const toml::table& t) {
     get_uint(t, "max_http_head", g.max_http_head, 512, 1 << 20);
     get_uint(t, "workers", g.workers, 0, 256);
     if (auto f = get_string(t, "log_format")) {
-        if (*f == "text") g.log_format = LogFormat::Text;
-        else if (*f == "json") g.log_format = LogFormat::Json;
-        else error(t.get("log_format")->source(), "unknown log_format \"" + *f + "\" (expected text or json)");
+        if (*f == "text")
+            g.log_format = LogFormat::Text;
+        else if (*f == "json")
+            g.log_format = LogFormat::Json;
+        else
+            error(t.get("log_format")->source(), "unknown log_format \"" + *f + "\" (expected text or json)");
     }
     if (auto a = get_bool(t, "access_log")) g.access_log = *a;
 }
@@ -186,18 +191,23 @@ void Loader::load_acme(const toml::table& t) {
     Acme& a = cfg_.acme;
     if (auto w = get_string(t, "webroot")) a.webroot = *w;
     if (auto d = get_string(t, "directory")) {
-        if (!d->starts_with("https://")) error(t.get("directory")->source(), "directory must be an https:// URL (RFC 8555 6.1)");
+        if (!d->starts_with("https://"))
+            error(t.get("directory")->source(), "directory must be an https:// URL (RFC 8555 6.1)");
         a.directory = *d;
     }
     if (auto e = get_string(t, "email")) a.email = *e;
     if (auto st = get_string(t, "storage")) {
-        if (st->empty()) error(t.get("storage")->source(), "storage must not be empty");
-        else a.storage = *st;
+        if (st->empty())
+            error(t.get("storage")->source(), "storage must not be empty");
+        else
+            a.storage = *st;
     }
     if (auto k = get_string(t, "key_type")) {
         if (*k != "ecdsa-p256" && *k != "ecdsa-p384" && *k != "rsa2048" && *k != "rsa3072" && *k != "rsa4096")
-            error(t.get("key_type")->source(), "unknown key_type \"" + *k + "\" (expected ecdsa-p256, ecdsa-p384, rsa2048, rsa3072 or rsa4096)");
-        else a.key_type = *k;
+            error(t.get("key_type")->source(),
+                  "unknown key_type \"" + *k + "\" (expected ecdsa-p256, ecdsa-p384, rsa2048, rsa3072 or rsa4096)");
+        else
+            a.key_type = *k;
     }
     if (auto c = get_string(t, "ca_bundle")) a.ca_bundle = *c;
     if (auto k = get_string(t, "eab_kid")) a.eab_kid = *k;
@@ -207,8 +217,10 @@ void Loader::load_acme(const toml::table& t) {
     if (auto tp = get_string(t, "account_thumbprint")) {
         // A JWK thumbprint (RFC 7638) is base64url without padding; anything else would be
         // echoed to the CA verbatim and fail validation in a confusing way.
-        if (!tp->empty() && !core::is_base64url(*tp)) error(t.get("account_thumbprint")->source(), "account_thumbprint must be base64url (A-Z a-z 0-9 - _)");
-        else cfg_.acme.account_thumbprint = *tp;
+        if (!tp->empty() && !core::is_base64url(*tp))
+            error(t.get("account_thumbprint")->source(), "account_thumbprint must be base64url (A-Z a-z 0-9 - _)");
+        else
+            cfg_.acme.account_thumbprint = *tp;
     }
 }
 
@@ -224,17 +236,26 @@ void Loader::load_backends(const toml::table& t) {
         Backend be;
         be.name = std::string(name.str());
         get_string_list(*b, "servers", [&](const std::string& s, const toml::source_region& at) {
-            if (auto a = core::SocketAddress::parse(s)) be.servers.push_back(*a);
-            else error(at, "cannot parse server address \"" + s + "\" (expected IPv4:PORT or [IPv6]:PORT)");
+            if (auto a = core::SocketAddress::parse(s))
+                be.servers.push_back(*a);
+            else
+                error(at, "cannot parse server address \"" + s + "\" (expected IPv4:PORT or [IPv6]:PORT)");
         });
         const toml::node* servers = b->get("servers");
-        if (!servers) error(b->source(), where + " has no 'servers'");
-        else if (servers->is_array() && servers->as_array()->empty()) error(servers->source(), where + ": empty server list");
+        if (!servers)
+            error(b->source(), where + " has no 'servers'");
+        else if (servers->is_array() && servers->as_array()->empty())
+            error(servers->source(), where + ": empty server list");
         if (auto pp = get_string(*b, "proxy_protocol")) {
-            if (*pp == "off") be.proxy_protocol = ProxyProtocol::Off;
-            else if (*pp == "v1") be.proxy_protocol = ProxyProtocol::V1;
-            else if (*pp == "v2") be.proxy_protocol = ProxyProtocol::V2;
-            else error(b->get("proxy_protocol")->source(), "unknown proxy_protocol \"" + *pp + "\" (expected off, v1 or v2)");
+            if (*pp == "off")
+                be.proxy_protocol = ProxyProtocol::Off;
+            else if (*pp == "v1")
+                be.proxy_protocol = ProxyProtocol::V1;
+            else if (*pp == "v2")
+                be.proxy_protocol = ProxyProtocol::V2;
+            else
+                error(b->get("proxy_protocol")->source(),
+                      "unknown proxy_protocol \"" + *pp + "\" (expected off, v1 or v2)");
         }
         backend_index_[be.name] = cfg_.backends.size();
         cfg_.backends.push_back(std::move(be));
@@ -258,8 +279,10 @@ void Loader::load_listeners(const toml::node& n) {
     if (!arr) return error(n.source(), "'listeners' must be an array of tables ([[listeners]])");
     if (arr->empty()) return error(n.source(), "no listeners defined");
     for (const toml::node& e : *arr) {
-        if (const toml::table* t = e.as_table()) load_listener(*t);
-        else error(e.source(), "each listener must be a table");
+        if (const toml::table* t = e.as_table())
+            load_listener(*t);
+        else
+            error(e.source(), "each listener must be a table");
     }
 }
 
@@ -268,7 +291,8 @@ void Loader::load_listener(const toml::table& t) {
     Listener l;
     if (auto name = get_string(t, "name")) {
         l.name = *name;
-        if (!listener_names_.insert(*name).second) error(t.get("name")->source(), "duplicate listener name \"" + *name + "\"");
+        if (!listener_names_.insert(*name).second)
+            error(t.get("name")->source(), "duplicate listener name \"" + *name + "\"");
     } else if (!t.get("name")) {
         error(t.source(), "listener has no 'name'");
     }
@@ -280,22 +304,28 @@ void Loader::load_listener(const toml::table& t) {
         binds_seen_.emplace_back(*a, l.name);
         l.bind.push_back(*a);
     });
-    if (!t.get("bind")) error(t.source(), "listener \"" + l.name + "\" has no 'bind'");
+    if (!t.get("bind"))
+        error(t.source(), "listener \"" + l.name + "\" has no 'bind'");
     else if (t.get("bind")->is_array() && t.get("bind")->as_array()->empty())
         error(t.get("bind")->source(), "listener \"" + l.name + "\": empty bind list");
 
     if (auto p = get_string(t, "protocol")) {
-        if (*p == "tls") l.protocol = Protocol::Tls;
-        else if (*p == "tcp") l.protocol = Protocol::Tcp;
-        else if (*p == "http") l.protocol = Protocol::Http;
-        else error(t.get("protocol")->source(), "unknown protocol \"" + *p + "\" (expected tls, tcp or http)");
+        if (*p == "tls")
+            l.protocol = Protocol::Tls;
+        else if (*p == "tcp")
+            l.protocol = Protocol::Tcp;
+        else if (*p == "http")
+            l.protocol = Protocol::Http;
+        else
+            error(t.get("protocol")->source(), "unknown protocol \"" + *p + "\" (expected tls, tcp or http)");
     } else if (!t.get("protocol")) {
         error(t.source(), "listener \"" + l.name + "\" has no 'protocol'");
     }
     bool has_default = false;
     l.default_backend = backend_ref(t, "default_backend", has_default);
     if (l.protocol == Protocol::Tcp && !has_default)
-        error(t.source(), "tcp listener \"" + l.name + "\" needs a default_backend (plain TCP carries no name to route by)");
+        error(t.source(),
+              "tcp listener \"" + l.name + "\" needs a default_backend (plain TCP carries no name to route by)");
     if (auto app = get_bool(t, "accept_proxy_protocol")) l.accept_proxy_protocol = *app;
 
     if (const toml::node* rn = t.get("routes")) {
@@ -307,8 +337,10 @@ void Loader::load_listener(const toml::table& t) {
         } else {
             std::set<std::string> names;  // normalised patterns seen so far
             for (const toml::node& r : *routes) {
-                if (const toml::table* rt = r.as_table()) load_route(*rt, l, names);
-                else error(r.source(), "each route must be a table");
+                if (const toml::table* rt = r.as_table())
+                    load_route(*rt, l, names);
+                else
+                    error(r.source(), "each route must be a table");
             }
         }
     }
@@ -322,10 +354,12 @@ void Loader::load_route(const toml::table& t, Listener& l, std::set<std::string>
         std::string norm;
         if (!core::normalize_pattern(s, norm))
             return error(at, "invalid match \"" + s + "\" (expected a host name or *.suffix)");
-        if (!names.insert(norm).second) return error(at, "\"" + s + "\" is matched by an earlier route of this listener");
+        if (!names.insert(norm).second)
+            return error(at, "\"" + s + "\" is matched by an earlier route of this listener");
         r.match.push_back(norm);
     });
-    if (!t.get("match")) error(t.source(), "route has no 'match'");
+    if (!t.get("match"))
+        error(t.source(), "route has no 'match'");
     else if (t.get("match")->is_array() && t.get("match")->as_array()->empty())
         error(t.get("match")->source(), "empty match list: this route could never match");
     bool present = false;
@@ -334,11 +368,16 @@ void Loader::load_route(const toml::table& t, Listener& l, std::set<std::string>
     if (be) r.backend = *be;
     bool http = l.protocol == Protocol::Http;
     if (auto a = get_string(t, "acme")) {
-        if (!http) error(t.get("acme")->source(), "'acme' applies only to http listeners");
-        else if (*a == "auto") r.acme = AcmeMode::Auto;
-        else if (*a == "local") r.acme = AcmeMode::Local;
-        else if (*a == "backend") r.acme = AcmeMode::Backend;
-        else error(t.get("acme")->source(), "unknown acme mode \"" + *a + "\" (expected auto, local or backend)");
+        if (!http)
+            error(t.get("acme")->source(), "'acme' applies only to http listeners");
+        else if (*a == "auto")
+            r.acme = AcmeMode::Auto;
+        else if (*a == "local")
+            r.acme = AcmeMode::Local;
+        else if (*a == "backend")
+            r.acme = AcmeMode::Backend;
+        else
+            error(t.get("acme")->source(), "unknown acme mode \"" + *a + "\" (expected auto, local or backend)");
     }
     if (auto rh = get_bool(t, "redirect_https")) {
         if (!http) error(t.get("redirect_https")->source(), "'redirect_https' applies only to http listeners");
@@ -351,8 +390,10 @@ void Loader::load_certificates(const toml::node& n, const toml::table& root) {
     const toml::array* arr = n.as_array();
     if (!arr) return error(n.source(), "'certificates' must be an array of tables ([[certificates]])");
     for (const toml::node& e : *arr) {
-        if (const toml::table* t = e.as_table()) load_certificate(*t);
-        else error(e.source(), "each certificate must be a table");
+        if (const toml::table* t = e.as_table())
+            load_certificate(*t);
+        else
+            error(e.source(), "each certificate must be a table");
     }
     if (cfg_.certificates.empty()) return;
     // The built-in client answers HTTP-01 through an http listener, so it needs a directory and
@@ -366,7 +407,8 @@ void Loader::load_certificates(const toml::node& n, const toml::table& root) {
 }
 
 void Loader::load_certificate(const toml::table& t) {
-    check_keys(t, {"name", "domains", "cert_file", "key_file", "deploy", "settle", "deploy_timeout"}, "[[certificates]]");
+    check_keys(t, {"name", "domains", "cert_file", "key_file", "deploy", "settle", "deploy_timeout"},
+               "[[certificates]]");
     Certificate c;
     if (auto name = get_string(t, "name")) {
         bool ok = !name->empty();
@@ -388,23 +430,30 @@ void Loader::load_certificate(const toml::table& t) {
         if (!core::normalize_host_name(s, norm)) return error(at, "invalid domain \"" + s + "\"");
         c.domains.push_back(norm);
     });
-    if (c.domains.empty() && !t.get("domains")) error(t.source(), "certificate has no 'domains'");
+    if (c.domains.empty() && !t.get("domains"))
+        error(t.source(), "certificate has no 'domains'");
     else if (c.domains.empty() && t.get("domains")->is_array() && t.get("domains")->as_array()->empty())
         error(t.get("domains")->source(), "empty domains list");
     for (const char* key : {"cert_file", "key_file"}) {
         auto v = get_string(t, key);
-        if (!v && !t.get(key)) error(t.source(), std::string("certificate has no '") + key + "'");
-        else if (v && v->empty()) error(t.get(key)->source(), std::string(key) + " must not be empty");
-        else if (v) (std::string_view(key) == "cert_file" ? c.cert_file : c.key_file) = *v;
+        if (!v && !t.get(key))
+            error(t.source(), std::string("certificate has no '") + key + "'");
+        else if (v && v->empty())
+            error(t.get(key)->source(), std::string(key) + " must not be empty");
+        else if (v)
+            (std::string_view(key) == "cert_file" ? c.cert_file : c.key_file) = *v;
     }
-    if (!c.cert_file.empty() && c.cert_file == c.key_file) error(t.get("key_file")->source(), "key_file and cert_file are the same file");
+    if (!c.cert_file.empty() && c.cert_file == c.key_file)
+        error(t.get("key_file")->source(), "key_file and cert_file are the same file");
     get_string_list(t, "deploy", [&](const std::string& s, const toml::source_region&) { c.deploy.push_back(s); });
     if (t.get("settle")) {
         const toml::node* n = t.get("settle");
         auto s = n->value<std::string>();
         auto ms = s ? core::parse_duration_ms(*s) : std::nullopt;
-        if (!n->is_string() || !ms) error(n->source(), "'settle' must be a duration such as \"30s\" or \"0s\"");
-        else c.settle_ms = *ms;
+        if (!n->is_string() || !ms)
+            error(n->source(), "'settle' must be a duration such as \"30s\" or \"0s\"");
+        else
+            c.settle_ms = *ms;
     }
     get_duration(t, "deploy_timeout", c.deploy_timeout_ms);
     cfg_.certificates.push_back(std::move(c));
