@@ -3,12 +3,16 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
+#include <algorithm>
 #include <ctime>
 #include <stdexcept>
 
+#include "acme/b64.hpp"
 #include "acme/ossl.hpp"
 
 namespace sniroute::acme {
+
+using ossl::fail;
 
 namespace {
 
@@ -17,11 +21,6 @@ constexpr size_t kMaxCommonName = 64;
 
 constexpr std::string_view kBegin = "-----BEGIN CERTIFICATE-----";
 constexpr std::string_view kEnd = "-----END CERTIFICATE-----";
-
-[[noreturn]] void fail(const char* what) {
-    ERR_clear_error();
-    throw std::runtime_error(std::string("openssl: ") + what);
-}
 
 void check_domain(const std::string& d) {
     if (d.empty()) throw std::invalid_argument("CSR: empty domain name");
@@ -108,19 +107,16 @@ std::string make_csr_der(const Key& cert_key, const std::vector<std::string>& do
 
     ossl::X509Ext san = san_extension(domains);
     STACK_OF(X509_EXTENSION)* exts = sk_X509_EXTENSION_new_null();
-    bool added = exts != nullptr && sk_X509_EXTENSION_push(exts, san.get()) > 0 &&
-                 X509_REQ_add_extensions(req.get(), exts) == 1;
+    bool added =
+        exts != nullptr && sk_X509_EXTENSION_push(exts, san.get()) > 0 && X509_REQ_add_extensions(req.get(), exts) == 1;
     sk_X509_EXTENSION_free(exts);  // the stack only; san still owns the extension
     if (!added) fail("X509_REQ_add_extensions");
 
     if (X509_REQ_set_pubkey(req.get(), cert_key.pkey()) != 1) fail("X509_REQ_set_pubkey");
     if (X509_REQ_sign(req.get(), cert_key.pkey(), EVP_sha256()) <= 0) fail("X509_REQ_sign");
 
-    unsigned char* der = nullptr;
-    int len = i2d_X509_REQ(req.get(), &der);
-    if (len <= 0) fail("i2d_X509_REQ");
-    std::string out(reinterpret_cast<const char*>(der), static_cast<size_t>(len));
-    OPENSSL_free(der);
+    std::string out = ossl::der_of<X509_REQ>(req.get(), i2d_X509_REQ);
+    if (out.empty()) fail("i2d_X509_REQ");
     return out;
 }
 
@@ -142,7 +138,8 @@ std::optional<CertInfo> cert_info_from_x509(const X509* cert) {
 
     // X509_get_ext_d2i returns nullptr both for "no SAN" and for a malformed one; either way
     // there are no names we could trust.
-    ossl::GeneralNames names(static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)));
+    ossl::GeneralNames names(
+        static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)));
     for (int i = 0; names && i < sk_GENERAL_NAME_num(names.get()); ++i) {
         const GENERAL_NAME* gen = sk_GENERAL_NAME_value(names.get(), i);
         if (gen->type != GEN_DNS) continue;
@@ -151,10 +148,7 @@ std::optional<CertInfo> cert_info_from_x509(const X509* cert) {
                                     static_cast<size_t>(ASN1_STRING_length(s)));
     }
 
-    unsigned char* der = nullptr;
-    int len = i2d_X509(cert, &der);
-    if (len > 0) info.der.assign(reinterpret_cast<const char*>(der), static_cast<size_t>(len));
-    OPENSSL_free(der);
+    info.der = ossl::der_of<X509>(cert, i2d_X509);
     ERR_clear_error();
     return info;
 }
@@ -187,6 +181,22 @@ bool key_matches_cert(const Key& key, std::string_view cert_pem) {
     bool same = pub != nullptr && EVP_PKEY_eq(pub, key.pkey()) == 1;
     ERR_clear_error();
     return same;
+}
+
+std::optional<std::string> ari_cert_id(std::string_view cert_pem) {
+    ossl::X509Ptr cert = first_cert(cert_pem);
+    if (!cert) return std::nullopt;
+    const ASN1_OCTET_STRING* aki = X509_get0_authority_key_id(cert.get());
+    const ASN1_INTEGER* serial = X509_get0_serialNumber(cert.get());
+    std::string der = ossl::der_of<ASN1_INTEGER>(serial, i2d_ASN1_INTEGER);
+    if (!aki || der.size() <= 2) return std::nullopt;
+    // Strip the DER tag and length: the ID carries the integer's content octets only.
+    auto len_octet = static_cast<unsigned char>(der[1]);
+    size_t hdr = (len_octet & 0x80) ? 2 + (len_octet & 0x7f) : 2;
+    std::string s = der.substr(std::min(hdr, der.size()));
+    std::string k(reinterpret_cast<const char*>(ASN1_STRING_get0_data(aki)),
+                  static_cast<size_t>(ASN1_STRING_length(aki)));
+    return b64url_encode(k) + "." + b64url_encode(s);
 }
 
 }  // namespace sniroute::acme

@@ -52,4 +52,9 @@ std::vector<std::string> split_pem_chain(std::string_view pem);
 // True if the first certificate in cert_pem carries key's public key.
 bool key_matches_cert(const Key& key, std::string_view cert_pem);
 
+// The RFC 9773 4.1 certificate ID of the first certificate in cert_pem, which names it to the
+// CA's renewalInfo resource and in a new order's "replaces": base64url(AKI keyIdentifier) "."
+// base64url(the serial number's DER content octets). nullopt without an AKI keyIdentifier.
+std::optional<std::string> ari_cert_id(std::string_view cert_pem);
+
 }  // namespace sniroute::acme

@@ -3,24 +3,19 @@
 // `list` and `check` read the config, the files and the live ports themselves.
 #include "acme/cli.hpp"
 
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <ctime>
 #include <map>
 #include <set>
 
 #include "acme/cert.hpp"
-#include "acme/manager.hpp"
+#include "acme/cert_state.hpp"
+#include "acme/control_socket.hpp"
 #include "acme/probe.hpp"
+#include "acme/scheduler.hpp"
 #include "acme/store.hpp"
+#include "core/time.hpp"
 
 namespace sniroute::acme {
 
@@ -28,8 +23,6 @@ namespace {
 
 constexpr int kProbeTimeoutMs = 5000;
 constexpr int kRenewWaitMs = 15 * 60 * 1000;
-
-int64_t now_s() { return static_cast<int64_t>(std::time(nullptr)); }
 
 std::optional<CertInfo> managed_leaf(const config::Certificate& c) {
     auto pem = read_file(c.cert_file, 1 << 20);
@@ -57,7 +50,7 @@ int cmd_list(const route::Snapshot& snap) {
         for (const auto& d : c.domains) domains += (domains.empty() ? "" : ",") + d;
         std::printf("%s\n  domains:      %s\n", c.name.c_str(), domains.c_str());
         std::printf("  not_after:    %s\n", leaf ? format_date(leaf->not_after).c_str() : "(no certificate yet)");
-        std::printf("  next_renewal: %s\n", format_date(renewal_due(c, st, now_s())).c_str());
+        std::printf("  next_renewal: %s\n", format_date(renewal_due(c, st, core::unix_now_s())).c_str());
         std::printf("  last_error:   %s\n", st.last_error.empty() ? "-" : st.last_error.c_str());
         for (const auto& d : c.domains)
             for (const auto& t : targets_for(snap, d)) {
@@ -82,8 +75,8 @@ int cmd_check(const route::Snapshot& snap, int days) {
     for (const auto& c : cfg.certificates)
         for (const auto& d : c.domains) names.insert(d);
     int rc = 0, probed = 0;
-    std::printf("%-12s %-6s %-26s %-12s %-11s %-5s %-8s %s\n", "LISTENER", "PORT", "NAME", "BACKEND", "NOT_AFTER", "DAYS",
-                "MANAGED", "SUBJECT / ISSUER");
+    std::printf("%-12s %-6s %-26s %-12s %-11s %-5s %-8s %s\n", "LISTENER", "PORT", "NAME", "BACKEND", "NOT_AFTER",
+                "DAYS", "MANAGED", "SUBJECT / ISSUER");
     for (size_t li = 0; li < cfg.listeners.size(); ++li) {
         const auto& l = cfg.listeners[li];
         if (l.protocol != config::Protocol::Tls || l.bind.empty()) continue;
@@ -92,7 +85,8 @@ int cmd_check(const route::Snapshot& snap, int days) {
             // A name that falls to the default backend is probed only if it is managed; the
             // default backend's own names are covered by its routes.
             if (!d.backend || (!d.route && !managing(cfg, name))) continue;
-            ProbeTarget t{l.name, l.bind.front().port(), d.backend->name, d.backend->servers, d.backend->proxy_protocol, name};
+            ProbeTarget t{l.name, l.bind.front().port(), d.backend->name, d.backend->servers, d.backend->proxy_protocol,
+                          name};
             ProbeResult r = probe(t, kProbeTimeoutMs);
             ++probed;
             std::string managed = "-";
@@ -110,7 +104,7 @@ int cmd_check(const route::Snapshot& snap, int days) {
             }
             // Compared in seconds: whole days round toward zero, so a certificate that expired
             // less than a day ago would count as "0 days left" and pass --days 0.
-            int64_t left_s = r.leaf->not_after - now_s();
+            int64_t left_s = r.leaf->not_after - core::unix_now_s();
             int64_t left = left_s / 86400;
             if (left_s <= 0 || left_s < static_cast<int64_t>(days) * 86400) rc = 1;
             std::printf("%-12s :%-5u %-26s %-12s %-11s %-5lld %-8s %s / %s\n", l.name.c_str(), t.port, name.c_str(),
@@ -123,41 +117,21 @@ int cmd_check(const route::Snapshot& snap, int days) {
 }
 
 int cmd_renew(const config::Config& cfg, const std::string& name) {
-    std::string path = cfg.acme.storage + "/control.sock";
-    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un sa{};
-    sa.sun_family = AF_UNIX;
-    if (path.size() >= sizeof sa.sun_path) {
-        std::fprintf(stderr, "control socket path too long: %s\n", path.c_str());
-        return 2;
+    ControlCall call = control_call(cfg.acme.storage, renew_request(name), kRenewWaitMs);
+    switch (call.status) {
+        case ControlCall::Status::PathTooLong:
+            std::fprintf(stderr, "control socket path too long: %s\n", call.path.c_str());
+            return 2;
+        case ControlCall::Status::Unreachable:
+            std::fprintf(stderr, "cannot reach the running sniroute at %s: %s\n", call.path.c_str(),
+                         call.error.c_str());
+            return 2;
+        case ControlCall::Status::SendFailed: return 2;
+        case ControlCall::Status::NoAnswer: std::fputs("no answer from sniroute\n", stderr); return 2;
+        case ControlCall::Status::Answered: break;
     }
-    std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
-    if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
-        std::fprintf(stderr, "cannot reach the running sniroute at %s: %s\n", path.c_str(), std::strerror(errno));
-        if (fd >= 0) ::close(fd);
-        return 2;
-    }
-    std::string line = "renew " + name + "\n";
-    if (::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
-        ::close(fd);
-        return 2;
-    }
-    std::string answer;
-    char buf[1024];
-    pollfd p{fd, POLLIN, 0};
-    while (::poll(&p, 1, kRenewWaitMs) == 1) {
-        ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n <= 0) break;
-        answer.append(buf, static_cast<size_t>(n));
-    }
-    ::close(fd);
-    while (!answer.empty() && answer.back() == '\n') answer.pop_back();
-    if (answer.empty()) {
-        std::fputs("no answer from sniroute\n", stderr);
-        return 2;
-    }
-    std::printf("%s: %s\n", name.c_str(), answer.c_str());
-    return answer == "ok" ? 0 : 1;
+    std::printf("%s: %s\n", name.c_str(), call.answer.c_str());
+    return call.answer == kOkAnswer ? 0 : 1;
 }
 
 }  // namespace
@@ -171,15 +145,18 @@ int certs_command(const std::string& sub, const std::vector<std::string>& args, 
         for (size_t i = 0; i < args.size(); ++i) {
             const std::string& a = args[i];
             std::string v;
-            if (a == "--days" && i + 1 < args.size()) v = args[++i];
-            else if (a.starts_with("--days=")) v = a.substr(7);
+            if (a == "--days" && i + 1 < args.size())
+                v = args[++i];
+            else if (a.starts_with("--days="))
+                v = a.substr(7);
             else {
                 std::fprintf(stderr, "sniroute certs check: unexpected argument '%s'\n", a.c_str());
                 return 2;
             }
             auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), days);
             if (ec != std::errc() || end != v.data() + v.size() || days < 0 || days > 3650) {
-                std::fprintf(stderr, "sniroute certs check: --days wants a number of days from 0 to 3650, not '%s'\n", v.c_str());
+                std::fprintf(stderr, "sniroute certs check: --days wants a number of days from 0 to 3650, not '%s'\n",
+                             v.c_str());
                 return 2;
             }
         }

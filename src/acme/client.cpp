@@ -1,17 +1,14 @@
 #include "acme/client.hpp"
 
-#include <openssl/pem.h>
-#include <openssl/x509v3.h>
-
 #include <algorithm>
 #include <charconv>
-#include <ctime>
 #include <iterator>
 
 #include "acme/b64.hpp"
 #include "acme/cert.hpp"
 #include "acme/jws.hpp"
 #include "core/log.hpp"
+#include "core/time.hpp"
 
 namespace sniroute::acme {
 
@@ -30,10 +27,8 @@ constexpr int kMaxPolls = 120;
 // the manager's own back-off takes over from there.
 constexpr uint64_t kMaxRetryAfterS = 7 * 24 * 3600;
 
-int64_t now_s() { return static_cast<int64_t>(std::time(nullptr)); }
-
 uint64_t retry_after_ms(const HttpResponse& r, uint64_t fallback) {
-    std::optional<uint64_t> secs = parse_retry_after(r.header("retry-after"), now_s());
+    std::optional<uint64_t> secs = parse_retry_after(r.header("retry-after"), core::unix_now_s());
     if (!secs) return fallback;
     return std::min(*secs, kMaxRetryAfterS) * 1000;
 }
@@ -62,16 +57,20 @@ struct Scanner {
         unsigned v = 0;
         if (s.size() < n) ok = false;
         for (size_t i = 0; ok && i < n; ++i) {
-            if (s[i] < '0' || s[i] > '9') ok = false;
-            else v = v * 10 + static_cast<unsigned>(s[i] - '0');
+            if (s[i] < '0' || s[i] > '9')
+                ok = false;
+            else
+                v = v * 10 + static_cast<unsigned>(s[i] - '0');
         }
         if (ok) s.remove_prefix(n);
         if (v < lo || v > hi) ok = false;
         return v;
     }
     void lit(std::string_view l) {
-        if (ok && s.starts_with(l)) s.remove_prefix(l.size());
-        else ok = false;
+        if (ok && s.starts_with(l))
+            s.remove_prefix(l.size());
+        else
+            ok = false;
     }
     bool take(char c) {
         if (!ok || s.empty() || s.front() != c) return false;
@@ -89,7 +88,8 @@ std::optional<int64_t> to_unix(int64_t y, unsigned mon, unsigned d, unsigned h, 
 // copies such an aggregate's std::string members bitwise into the coroutine frame and later
 // frees a pointer into the frame (found with ASan), the same family as its "array used as
 // initializer" bug.
-HttpRequest request(std::string method, std::string url, std::string body, std::string content_type, std::string accept) {
+HttpRequest request(std::string method, std::string url, std::string body, std::string content_type,
+                    std::string accept) {
     HttpRequest r;
     r.method = std::move(method);
     r.url = std::move(url);
@@ -101,7 +101,8 @@ HttpRequest request(std::string method, std::string url, std::string body, std::
 
 json parse_json(const HttpResponse& r, const std::string& what) {
     json j = json::parse(r.body, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) throw AcmeError("malformed", what + ": CA answered with invalid JSON", r.status, 0);
+    if (j.is_discarded() || !j.is_object())
+        throw AcmeError("malformed", what + ": CA answered with invalid JSON", r.status, 0);
     return j;
 }
 
@@ -114,9 +115,14 @@ struct TokenGuard {
 
 }  // namespace
 
-Client::Client(uv_loop_t* loop, SSL_CTX* tls, AccountSettings settings, Key account_key,
-               http::MemoryTokenStore& tokens, Canceller& cancel)
-    : loop_(loop), tls_(tls), settings_(std::move(settings)), key_(std::move(account_key)), tokens_(tokens), cancel_(cancel) {}
+Client::Client(uv_loop_t* loop, SSL_CTX* tls, AccountSettings settings, Key account_key, http::MemoryTokenStore& tokens,
+               Canceller& cancel)
+    : loop_(loop),
+      tls_(tls),
+      settings_(std::move(settings)),
+      key_(std::move(account_key)),
+      tokens_(tokens),
+      cancel_(cancel) {}
 
 Task<HttpResponse> Client::fetch(HttpRequest req) {
     if (cancel_.cancelled()) throw FetchError("cancelled");
@@ -149,7 +155,8 @@ Task<void> Client::load_directory() {
     if (r.status != 200) throw_problem(r, "directory");
     json d = parse_json(r, "directory");
     for (const char* k : {"newNonce", "newAccount", "newOrder"})
-        if (!d.contains(k) || !d[k].is_string()) throw AcmeError("malformed", std::string("directory has no ") + k, r.status, 0);
+        if (!d.contains(k) || !d[k].is_string())
+            throw AcmeError("malformed", std::string("directory has no ") + k, r.status, 0);
     dir_ = std::move(d);
 }
 
@@ -162,8 +169,10 @@ Task<HttpResponse> Client::post(std::string url, std::string payload, bool use_j
             if (nonce_.empty()) throw AcmeError("malformed", "newNonce gave no Replay-Nonce", n.status, 0);
         }
         json hdr = {{"nonce", take_nonce()}, {"url", url}};
-        if (use_jwk) hdr["jwk"] = key_.jwk();
-        else hdr["kid"] = kid_;
+        if (use_jwk)
+            hdr["jwk"] = key_.jwk();
+        else
+            hdr["kid"] = kid_;
         std::string body = jws(key_, hdr, payload);
         HttpRequest req = request("POST", url, std::move(body), "application/jose+json", accept);
         HttpResponse r = co_await fetch(std::move(req));
@@ -202,7 +211,8 @@ Task<json> Client::poll(std::string url, std::string what, std::vector<std::stri
             if (j.contains("challenges") && j["challenges"].is_array())
                 for (const auto& c : j["challenges"])
                     if (c.is_object() && c.contains("error"))
-                        detail = c["error"].is_object() ? c["error"].value("detail", c["error"].dump()) : c["error"].dump();
+                        detail =
+                            c["error"].is_object() ? c["error"].value("detail", c["error"].dump()) : c["error"].dump();
             throw AcmeError(status, what + " became " + status + ": " + detail, r.status, 0);
         }
         uint64_t wait = std::clamp(retry_after_ms(r, 1000), kPollMinMs, kPollMaxMs);
@@ -220,9 +230,8 @@ Task<void> Client::authorize(std::string authz_url) {
     std::optional<json> chal;
     for (const auto& c : authz.value("challenges", json::array()))
         if (c.is_object() && c.value("type", "") == "http-01") chal = c;
-    std::string name = authz.contains("identifier") && authz["identifier"].is_object()
-                           ? authz["identifier"].value("value", "?")
-                           : "?";
+    std::string name =
+        authz.contains("identifier") && authz["identifier"].is_object() ? authz["identifier"].value("value", "?") : "?";
     if (!chal) throw AcmeError("unsupported", "no http-01 challenge offered for " + name, r.status, 0);
     std::string token = chal->value("token", "");
     std::string tmp;
@@ -281,7 +290,8 @@ Task<Issued> Client::issue(std::vector<std::string> domains, KeyType key_type, s
         HttpResponse c = co_await post(order.value("certificate", ""), "", false, "application/pem-certificate-chain");
         if (c.body.find("-----BEGIN CERTIFICATE-----") == std::string::npos)
             throw AcmeError("malformed", "certificate download is not PEM", c.status, 0);
-        if (!key_matches_cert(cert_key, c.body)) throw AcmeError("malformed", "issued certificate does not match our key", c.status, 0);
+        if (!key_matches_cert(cert_key, c.body))
+            throw AcmeError("malformed", "issued certificate does not match our key", c.status, 0);
         co_return Issued{std::move(c.body), cert_key.private_pem()};
     }
     // Already valid: a reused order whose key we no longer have cannot be used.
@@ -302,28 +312,6 @@ Task<std::optional<RenewalWindow>> Client::renewal_info(std::string cert_id) {
     auto end = parse_rfc3339(j["suggestedWindow"].value("end", ""));
     if (!start || !end || *end < *start) co_return std::nullopt;
     co_return RenewalWindow{*start, *end};
-}
-
-std::optional<std::string> ari_cert_id(std::string_view cert_pem) {
-    BIO* bio = BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size()));
-    X509* x = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
-    BIO_free(bio);
-    if (!x) return std::nullopt;
-    std::optional<std::string> out;
-    const ASN1_OCTET_STRING* aki = X509_get0_authority_key_id(x);
-    const ASN1_INTEGER* serial = X509_get0_serialNumber(x);
-    unsigned char* der = nullptr;
-    int len = serial ? i2d_ASN1_INTEGER(serial, &der) : -1;
-    // Strip the DER tag and length: the ID carries the integer's content octets only.
-    if (aki && len > 2) {
-        size_t hdr = (der[1] & 0x80) ? 2 + (der[1] & 0x7f) : 2;
-        std::string s(reinterpret_cast<char*>(der) + hdr, static_cast<size_t>(len) - hdr);
-        std::string k(reinterpret_cast<const char*>(ASN1_STRING_get0_data(aki)), static_cast<size_t>(ASN1_STRING_length(aki)));
-        out = b64url_encode(k) + "." + b64url_encode(s);
-    }
-    OPENSSL_free(der);
-    X509_free(x);
-    return out;
 }
 
 // RFC 3339 5.6: full-date "T" full-time, where full-time = HH:MM:SS [.frac] (Z | +HH:MM | -HH:MM).

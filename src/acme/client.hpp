@@ -2,8 +2,8 @@
 // http listener's token store, finalize, download; plus RFC 9773 renewal information (ARI).
 #pragma once
 
-#include <nlohmann/json.hpp>
 #include <uv.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <optional>
@@ -90,8 +90,6 @@ private:
     std::string kid_;
 };
 
-// RFC 9773 4.1: base64url(AKI keyIdentifier) "." base64url(serial number bytes).
-std::optional<std::string> ari_cert_id(std::string_view cert_pem);
 // Parses an RFC 3339 date-time ("2026-01-01T00:00:00Z"; fractional seconds are truncated, and
 // numeric offsets are applied) to unix seconds. A leap second (:60) counts as the next second.
 // nullopt for anything else, including out-of-range fields such as February 30.

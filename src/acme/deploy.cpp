@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/fd.hpp"
+
 extern char** environ;
 
 namespace sniroute::acme {
@@ -83,9 +85,10 @@ void RunCommand::await_suspend(std::coroutine_handle<> h) {
     // uv_pipe makes both ends close-on-exec: no other child inherits them.
     uv_file fds[2] = {-1, -1};
     int r = uv_pipe(fds, 0, 0);
-    if (r == 0 && (r = uv_pipe_open(&c->out, fds[0])) != 0) ::close(fds[0]);
+    // The read end belongs to c->out once uv_pipe_open has taken it.
+    core::Fd read_end(fds[0]), write_end(fds[1]);
+    if (r == 0 && (r = uv_pipe_open(&c->out, fds[0])) == 0) read_end.release();
     if (r != 0) {
-        if (fds[1] >= 0) ::close(fds[1]);
         c->result->output = std::string("cannot create a pipe: ") + uv_strerror(r);
         c->close_all();  // resumes from the close callbacks, never from here
         return;
@@ -110,14 +113,16 @@ void RunCommand::await_suspend(std::coroutine_handle<> h) {
         c->exited = true;
         // A command that leaves a background process holding our pipe must not hold us:
         // wait briefly for the rest of its output, then stop reading.
-        if (!c->out_eof) uv_timer_start(&c->timer, [](uv_timer_t* t) noexcept { static_cast<Child*>(t->data)->close_all(); }, 1000, 0);
+        if (!c->out_eof)
+            uv_timer_start(
+                &c->timer, [](uv_timer_t* t) noexcept { static_cast<Child*>(t->data)->close_all(); }, 1000, 0);
         c->maybe_done();
     };
     r = uv_spawn(loop_, &c->proc, &opts);
     c->proc_init = true;
     ++c->open;
     // The child has its own copy now; ours would keep the pipe from ever reaching EOF.
-    ::close(fds[1]);
+    write_end.close();
     if (r != 0) {
         c->result->output = std::string("cannot start /bin/sh: ") + uv_strerror(r);
         c->close_all();
@@ -142,13 +147,16 @@ void RunCommand::await_suspend(std::coroutine_handle<> h) {
             }
         });
     if (r != 0) c->out_eof = true;  // no output then, but still wait for the exit
-    uv_timer_start(&c->timer, [](uv_timer_t* t) noexcept { static_cast<Child*>(t->data)->kill_it(true); }, timeout_ms_, 0);
+    uv_timer_start(
+        &c->timer, [](uv_timer_t* t) noexcept { static_cast<Child*>(t->data)->kill_it(true); }, timeout_ms_, 0);
     if (!cancel_) return;
     if (cancel_->cancelled()) return c->kill_it(false);
     // Cancelled after the exit, only the output wait is left to cut short.
     cancel_->set_hook([c] {
-        if (c->exited) c->close_all();
-        else c->kill_it(false);
+        if (c->exited)
+            c->close_all();
+        else
+            c->kill_it(false);
     });
 }
 

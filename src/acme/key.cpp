@@ -13,8 +13,11 @@
 
 #include "acme/b64.hpp"
 #include "acme/ossl.hpp"
+#include "config/config.hpp"
 
 namespace sniroute::acme {
+
+using ossl::fail;
 
 namespace {
 
@@ -25,13 +28,6 @@ size_t field_bytes(KeyType t) { return t == KeyType::EcdsaP384 ? 48 : 32; }
 
 const EVP_MD* digest_for(KeyType t) { return t == KeyType::EcdsaP384 ? EVP_sha384() : EVP_sha256(); }
 
-[[noreturn]] void fail(const char* what) {
-    // Leave no stale entries behind: SSL_get_error() on the event loop thread reads the same
-    // per-thread queue and would misreport a healthy connection.
-    ERR_clear_error();
-    throw std::runtime_error(std::string("openssl: ") + what);
-}
-
 ossl::Bignum bn_param(EVP_PKEY* pkey, const char* name) {
     BIGNUM* bn = nullptr;
     if (EVP_PKEY_get_bn_param(pkey, name, &bn) != 1 || bn == nullptr) fail(name);
@@ -41,7 +37,8 @@ ossl::Bignum bn_param(EVP_PKEY* pkey, const char* name) {
 // Big-endian bytes of bn, left-padded with zeros to exactly width bytes.
 std::string padded(const BIGNUM* bn, size_t width) {
     std::string out(width, '\0');
-    if (BN_bn2binpad(bn, reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(width)) != static_cast<int>(width))
+    if (BN_bn2binpad(bn, reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(width)) !=
+        static_cast<int>(width))
         fail("BN_bn2binpad");
     return out;
 }
@@ -84,24 +81,18 @@ int no_passphrase(char*, int, int, void*) { return -1; }
 
 }  // namespace
 
+// KeyType's enumerators are in the order of the config layer's list of names.
+static_assert(config::kKeyTypes.size() == static_cast<size_t>(KeyType::Rsa4096) + 1);
+
 std::optional<KeyType> parse_key_type(std::string_view name) {
-    if (name == "ecdsa-p256") return KeyType::EcdsaP256;
-    if (name == "ecdsa-p384") return KeyType::EcdsaP384;
-    if (name == "rsa2048") return KeyType::Rsa2048;
-    if (name == "rsa3072") return KeyType::Rsa3072;
-    if (name == "rsa4096") return KeyType::Rsa4096;
+    for (size_t i = 0; i < config::kKeyTypes.size(); ++i)
+        if (config::kKeyTypes[i] == name) return static_cast<KeyType>(i);
     return std::nullopt;
 }
 
 std::string_view key_type_name(KeyType type) {
-    switch (type) {
-        case KeyType::EcdsaP256: return "ecdsa-p256";
-        case KeyType::EcdsaP384: return "ecdsa-p384";
-        case KeyType::Rsa2048: return "rsa2048";
-        case KeyType::Rsa3072: return "rsa3072";
-        case KeyType::Rsa4096: return "rsa4096";
-    }
-    return "?";
+    auto i = static_cast<size_t>(type);
+    return i < config::kKeyTypes.size() ? config::kKeyTypes[i] : "?";
 }
 
 Key Key::generate(KeyType type) {
@@ -176,7 +167,8 @@ std::string Key::sign(std::string_view data) const {
     if (pkey_ == nullptr) throw std::logic_error("sign() on a moved-from Key");
     ossl::MdCtx ctx(EVP_MD_CTX_new());
     // For an RSA key the default padding is PKCS#1 v1.5, which is what RS256 means.
-    if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, digest_for(type_), nullptr, pkey_) != 1) fail("EVP_DigestSignInit");
+    if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, digest_for(type_), nullptr, pkey_) != 1)
+        fail("EVP_DigestSignInit");
     const auto* in = reinterpret_cast<const unsigned char*>(data.data());
     size_t len = 0;
     if (EVP_DigestSign(ctx.get(), nullptr, &len, in, data.size()) != 1) fail("EVP_DigestSign");
@@ -205,11 +197,16 @@ std::string thumbprint_of_jwk(const nlohmann::json& jwk) {
         throw std::invalid_argument("JWK has no \"kty\" string");
     const std::string kty = jwk["kty"].get<std::string>();
     std::vector<const char*> members;
-    if (kty == "EC") members = {"crv", "kty", "x", "y"};
-    else if (kty == "RSA") members = {"e", "kty", "n"};
-    else if (kty == "oct") members = {"k", "kty"};
-    else if (kty == "OKP") members = {"crv", "kty", "x"};
-    else throw std::invalid_argument("JWK has unknown kty \"" + kty + "\"");
+    if (kty == "EC")
+        members = {"crv", "kty", "x", "y"};
+    else if (kty == "RSA")
+        members = {"e", "kty", "n"};
+    else if (kty == "oct")
+        members = {"k", "kty"};
+    else if (kty == "OKP")
+        members = {"crv", "kty", "x"};
+    else
+        throw std::invalid_argument("JWK has unknown kty \"" + kty + "\"");
 
     // nlohmann::json keeps object members in a std::map, so dump() already writes them in
     // byte order (which for these ASCII names is RFC 7638's code-point order) with no

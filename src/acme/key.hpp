@@ -17,9 +17,11 @@
 
 namespace sniroute::acme {
 
+// In the order of config::kKeyTypes, which names them.
 enum class KeyType { EcdsaP256, EcdsaP384, Rsa2048, Rsa3072, Rsa4096 };
 
-// "ecdsa-p256", "ecdsa-p384", "rsa2048", "rsa3072", "rsa4096" (exact, lower case).
+// The names of config::kKeyTypes: "ecdsa-p256", "ecdsa-p384", "rsa2048", "rsa3072", "rsa4096"
+// (exact, lower case).
 std::optional<KeyType> parse_key_type(std::string_view name);
 
 // The inverse of parse_key_type, for logs and state files.

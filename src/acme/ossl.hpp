@@ -8,12 +8,14 @@
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/ec.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <string>
 
 namespace sniroute::acme::ossl {
@@ -36,6 +38,14 @@ using X509Req = Ptr<X509_REQ, X509_REQ_free>;
 using X509Ext = Ptr<X509_EXTENSION, X509_EXTENSION_free>;
 using GeneralNames = Ptr<GENERAL_NAMES, GENERAL_NAMES_free>;
 
+// Throws for an OpenSSL failure that cannot happen short of memory exhaustion. The error queue
+// is cleared first: SSL_get_error() on the event loop thread reads the same per-thread queue and
+// would misreport a healthy connection because of a stale entry.
+[[noreturn]] inline void fail(const char* what) {
+    ERR_clear_error();
+    throw std::runtime_error(std::string("openssl: ") + what);
+}
+
 // A read-only memory BIO over caller-owned bytes (nothing is copied).
 inline Bio mem_reader(const void* data, size_t size) {
     // BIO_new_mem_buf takes an int length; anything larger than that is no PEM we want.
@@ -49,6 +59,18 @@ inline std::string mem_contents(BIO* bio) {
     long len = BIO_get_mem_data(bio, &data);
     if (len <= 0 || data == nullptr) return {};
     return std::string(data, static_cast<size_t>(len));
+}
+
+// The DER encoding of obj through one of OpenSSL's i2d_* functions, which allocate the buffer
+// themselves; empty if the encoding failed.
+template <typename T>
+std::string der_of(const T* obj, int (*i2d)(const T*, unsigned char**)) {
+    unsigned char* der = nullptr;
+    int len = obj ? i2d(obj, &der) : -1;
+    std::string out;
+    if (len > 0) out.assign(reinterpret_cast<const char*>(der), static_cast<size_t>(len));
+    OPENSSL_free(der);
+    return out;
 }
 
 }  // namespace sniroute::acme::ossl

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "core/fd.hpp"
 #include "proxy/proxy_protocol.hpp"
 
 namespace sniroute::acme {
@@ -66,21 +67,19 @@ bool wait_fd(int fd, short events, Clock::time_point deadline) {
     return ms > 0 && ::poll(&p, 1, ms) == 1;
 }
 
-// Non-blocking connect bounded by the deadline.
-int connect_to(const core::SocketAddress& a, Clock::time_point deadline, std::string& err) {
-    int fd = ::socket(a.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) return err = std::strerror(errno), -1;
-    if (::connect(fd, a.sa(), a.len()) != 0 && errno != EINPROGRESS) {
+// Non-blocking connect bounded by the deadline; an invalid Fd on failure, with err set.
+core::Fd connect_to(const core::SocketAddress& a, Clock::time_point deadline, std::string& err) {
+    core::Fd fd(::socket(a.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd.valid() || (::connect(fd.get(), a.sa(), a.len()) != 0 && errno != EINPROGRESS)) {
         err = std::strerror(errno);
-        ::close(fd);
-        return -1;
+        return core::Fd();
     }
     int soerr = 0;
     socklen_t len = sizeof soerr;
-    if (!wait_fd(fd, POLLOUT, deadline) || ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0 || soerr != 0) {
+    if (!wait_fd(fd.get(), POLLOUT, deadline) || ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &soerr, &len) != 0 ||
+        soerr != 0) {
         err = soerr ? std::strerror(soerr) : "connect timeout";
-        ::close(fd);
-        return -1;
+        return core::Fd();
     }
     return fd;
 }
@@ -89,10 +88,12 @@ bool send_all(int fd, const std::string& data, Clock::time_point deadline) {
     size_t off = 0;
     while (off < data.size()) {
         ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
-        if (n > 0) off += static_cast<size_t>(n);
+        if (n > 0)
+            off += static_cast<size_t>(n);
         else if (n < 0 && errno == EAGAIN) {
             if (!wait_fd(fd, POLLOUT, deadline)) return false;
-        } else return false;
+        } else
+            return false;
     }
     return true;
 }
@@ -114,8 +115,10 @@ std::optional<CertInfo> handshake(int fd, const std::string& sni, Clock::time_po
             continue;
         unsigned long code = ERR_get_error();
         char buf[256] = "handshake timeout";
-        if (code) ERR_error_string_n(code, buf, sizeof buf);
-        else if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) std::snprintf(buf, sizeof buf, "handshake failed");
+        if (code)
+            ERR_error_string_n(code, buf, sizeof buf);
+        else if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+            std::snprintf(buf, sizeof buf, "handshake failed");
         err = buf;
         break;
     }
@@ -143,7 +146,8 @@ std::vector<ProbeTarget> targets_for(const route::Snapshot& snap, const std::str
         if (l.protocol != config::Protocol::Tls || l.bind.empty()) continue;
         route::Decision d = snap.route(li, name);
         if (!d.backend) continue;
-        out.push_back({l.name, l.bind.front().port(), d.backend->name, d.backend->servers, d.backend->proxy_protocol, name});
+        out.push_back(
+            {l.name, l.bind.front().port(), d.backend->name, d.backend->servers, d.backend->proxy_protocol, name});
     }
     return out;
 }
@@ -154,19 +158,21 @@ ProbeResult probe(const ProbeTarget& t, int timeout_ms) {
     for (const auto& server : t.servers) {
         auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
         std::string err;
-        int fd = connect_to(server, deadline, err);
+        core::Fd fd = connect_to(server, deadline, err);
         r.server = server.to_string();
-        if (fd < 0) {
+        if (!fd.valid()) {
             r.error = "connect to " + r.server + ": " + err;
             continue;  // fail over as the proxy would
         }
         std::string hdr;
         core::SocketAddress none;
-        if (t.proxy_protocol == config::ProxyProtocol::V1) proxy::append_v1(hdr, none, none);
-        else if (t.proxy_protocol == config::ProxyProtocol::V2) proxy::append_v2(hdr, none, none);
-        if (!hdr.empty() && !send_all(fd, hdr, deadline)) err = "cannot send PROXY header";
-        if (err.empty()) r.leaf = handshake(fd, t.sni, deadline, err);
-        ::close(fd);
+        if (t.proxy_protocol == config::ProxyProtocol::V1)
+            proxy::append_v1(hdr, none, none);
+        else if (t.proxy_protocol == config::ProxyProtocol::V2)
+            proxy::append_v2(hdr, none, none);
+        if (!hdr.empty() && !send_all(fd.get(), hdr, deadline)) err = "cannot send PROXY header";
+        if (err.empty()) r.leaf = handshake(fd.get(), t.sni, deadline, err);
+        fd.close();
         r.error = err.empty() ? "" : r.server + ": " + err;
         return r;
     }
@@ -183,9 +189,11 @@ std::string format_date(int64_t t) {
 }
 
 std::string describe_stale(const ProbeResult& r) {
-    std::string s = r.target.backend + " on :" + std::to_string(r.target.port) + " (listener " + r.target.listener + ")";
+    std::string s =
+        r.target.backend + " on :" + std::to_string(r.target.port) + " (listener " + r.target.listener + ")";
     if (!r.leaf) return s + " could not be checked: " + r.error;
-    return s + " still serves the certificate expiring " + format_date(r.leaf->not_after) + " (serial " + r.leaf->serial_hex + ")";
+    return s + " still serves the certificate expiring " + format_date(r.leaf->not_after) + " (serial " +
+           r.leaf->serial_hex + ")";
 }
 
 }  // namespace sniroute::acme

@@ -62,8 +62,26 @@ void Sleep::await_suspend(std::coroutine_handle<> h) {
     timer->cancel = cancel_;
     uv_timer_init(loop_, &timer->t);
     timer->t.data = timer;
-    uv_timer_start(&timer->t, [](uv_timer_t* t) noexcept { finish(static_cast<Timer*>(t->data)); }, ms_, 0);
+    uv_timer_start(
+        &timer->t, [](uv_timer_t* t) noexcept { finish(static_cast<Timer*>(t->data)); }, ms_, 0);
     if (cancel_) cancel_->set_hook([timer] { finish(timer); });
+}
+
+bool InPool::await_suspend(std::coroutine_handle<> co) noexcept {
+    h_ = co;
+    req_.data = this;
+    int r = uv_queue_work(
+        loop_, &req_, [](uv_work_t* w) noexcept { static_cast<InPool*>(w->data)->run_fn(); },
+        [](uv_work_t* w, int) noexcept { static_cast<InPool*>(w->data)->h_.resume(); });
+    if (r == 0) return true;
+    run_fn();
+    return false;
+}
+
+void InPool::run_fn() noexcept {
+    try {
+        fn_();
+    } catch (...) {}
 }
 
 }  // namespace sniroute::acme

@@ -16,12 +16,10 @@
 #include <exception>
 #include <functional>
 #include <optional>
+#include <type_traits>
 #include <utility>
 
 namespace sniroute::acme {
-
-template <class T>
-class Task;
 
 namespace detail {
 
@@ -43,18 +41,29 @@ struct PromiseBase {
     void unhandled_exception() noexcept { error = std::current_exception(); }
 };
 
+// A promise holds the task's value, or declares return_void for Task<void>: it may declare
+// only one of the two.
+template <class T>
+struct ResultPromise : PromiseBase {
+    std::optional<T> value;
+    template <class U>
+    void return_value(U&& v) {
+        value.emplace(std::forward<U>(v));
+    }
+};
+
+template <>
+struct ResultPromise<void> : PromiseBase {
+    void return_void() {}
+};
+
 }  // namespace detail
 
 template <class T>
 class Task {
 public:
-    struct promise_type : detail::PromiseBase {
-        std::optional<T> value;
+    struct promise_type : detail::ResultPromise<T> {
         Task get_return_object() { return Task(std::coroutine_handle<promise_type>::from_promise(*this)); }
-        template <class U>
-        void return_value(U&& v) {
-            value.emplace(std::forward<U>(v));
-        }
     };
 
     Task(Task&& o) noexcept : h_(std::exchange(o.h_, nullptr)) {}
@@ -70,35 +79,7 @@ public:
     }
     T await_resume() {
         if (h_.promise().error) std::rethrow_exception(h_.promise().error);
-        return std::move(*h_.promise().value);
-    }
-
-private:
-    explicit Task(std::coroutine_handle<promise_type> h) : h_(h) {}
-    std::coroutine_handle<promise_type> h_;
-};
-
-template <>
-class Task<void> {
-public:
-    struct promise_type : detail::PromiseBase {
-        Task get_return_object() { return Task(std::coroutine_handle<promise_type>::from_promise(*this)); }
-        void return_void() {}
-    };
-
-    Task(Task&& o) noexcept : h_(std::exchange(o.h_, nullptr)) {}
-    Task& operator=(Task&&) = delete;
-    ~Task() {
-        if (h_) h_.destroy();
-    }
-
-    bool await_ready() const noexcept { return false; }
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) noexcept {
-        h_.promise().continuation = awaiting;
-        return h_;
-    }
-    void await_resume() {
-        if (h_.promise().error) std::rethrow_exception(h_.promise().error);
+        if constexpr (!std::is_void_v<T>) return std::move(*h_.promise().value);
     }
 
 private:
@@ -145,6 +126,28 @@ private:
     uv_loop_t* loop_;
     uint64_t ms_;
     Canceller* cancel_;
+};
+
+// Runs `fn` on libuv's thread pool and resumes on the loop: for blocking work such as the TLS
+// probes. `fn` must not throw (a pool thread has no one to throw to; what it throws is dropped),
+// and reports its failures in what it writes.
+class InPool {
+public:
+    InPool(uv_loop_t* loop, std::function<void()> fn) : loop_(loop), fn_(std::move(fn)) {}
+
+    bool await_ready() const noexcept { return false; }
+    // Returns false (do not suspend) when the pool refuses the work: it has then run inline,
+    // and the coroutine goes on without being resumed from inside its own await_suspend.
+    bool await_suspend(std::coroutine_handle<> co) noexcept;
+    void await_resume() noexcept {}
+
+private:
+    void run_fn() noexcept;
+
+    uv_loop_t* loop_;
+    std::function<void()> fn_;
+    uv_work_t req_{};
+    std::coroutine_handle<> h_;
 };
 
 }  // namespace sniroute::acme

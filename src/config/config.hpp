@@ -2,9 +2,11 @@
 // has been checked here, so the data path never has to second-guess a value.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/address.hpp"
@@ -58,6 +60,10 @@ struct Backend {
     std::vector<core::SocketAddress> servers;  // tried in order
     ProxyProtocol proxy_protocol = ProxyProtocol::Off;
 };
+
+// The certificate key types [acme].key_type accepts, in the order of acme::KeyType.
+inline constexpr std::array<std::string_view, 5> kKeyTypes = {"ecdsa-p256", "ecdsa-p384", "rsa2048", "rsa3072",
+                                                              "rsa4096"};
 
 struct Acme {
     std::string webroot;

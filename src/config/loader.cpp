@@ -4,6 +4,7 @@
 // a diagnostic like any other. Schema checks walk the document by hand, so that every unknown
 // key and every bad value is reported at its own position.
 #include <toml++/toml.h>
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -203,10 +204,15 @@ void Loader::load_acme(const toml::table& t) {
             a.storage = *st;
     }
     if (auto k = get_string(t, "key_type")) {
-        if (*k != "ecdsa-p256" && *k != "ecdsa-p384" && *k != "rsa2048" && *k != "rsa3072" && *k != "rsa4096")
-            error(t.get("key_type")->source(),
-                  "unknown key_type \"" + *k + "\" (expected ecdsa-p256, ecdsa-p384, rsa2048, rsa3072 or rsa4096)");
-        else
+        if (std::find(kKeyTypes.begin(), kKeyTypes.end(), *k) == kKeyTypes.end()) {
+            // "a, b, c or d", from the one list the ACME client uses too.
+            std::string expected;
+            for (size_t i = 0; i < kKeyTypes.size(); ++i) {
+                if (i > 0) expected += i + 1 == kKeyTypes.size() ? " or " : ", ";
+                expected += kKeyTypes[i];
+            }
+            error(t.get("key_type")->source(), "unknown key_type \"" + *k + "\" (expected " + expected + ")");
+        } else
             a.key_type = *k;
     }
     if (auto c = get_string(t, "ca_bundle")) a.ca_bundle = *c;

@@ -3,10 +3,16 @@
 #pragma once
 
 #include <doctest.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 #include <uv.h>
 
+#include <cstring>
 #include <exception>
 #include <functional>
+#include <string>
 
 #include "acme/task.hpp"
 
@@ -26,9 +32,57 @@ inline void after(uv_loop_t* loop, uint64_t ms, std::function<void()> fn) {
         [](uv_timer_t* h) noexcept {
             auto* t = static_cast<T*>(h->data);
             t->fn();
-            uv_close(reinterpret_cast<uv_handle_t*>(h), [](uv_handle_t* h) noexcept { delete static_cast<T*>(h->data); });
+            uv_close(reinterpret_cast<uv_handle_t*>(h),
+                     [](uv_handle_t* h) noexcept { delete static_cast<T*>(h->data); });
         },
         ms, 0);
+}
+
+// Calls `fn` on the loop every 10 ms until it returns true, then closes its timer.
+inline void poll_on_loop(uv_loop_t* loop, std::function<bool()> fn) {
+    struct P {
+        uv_timer_t t{};
+        std::function<bool()> fn;
+    };
+    auto* p = new P{{}, std::move(fn)};
+    uv_timer_init(loop, &p->t);
+    p->t.data = p;
+    uv_timer_start(
+        &p->t,
+        [](uv_timer_t* t) noexcept {
+            auto* p = static_cast<P*>(t->data);
+            if (!p->fn()) return;
+            uv_close(reinterpret_cast<uv_handle_t*>(t),
+                     [](uv_handle_t* h) noexcept { delete static_cast<P*>(h->data); });
+        },
+        10, 10);
+}
+
+// A blocking client connection to a unix socket, or -1: for driving the control socket from a
+// thread while the loop runs in the test's.
+inline int connect_unix(const std::string& path) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+        ::close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+// Everything the peer sends until EOF, waiting at most 10 s.
+inline std::string read_all(int fd) {
+    std::string out;
+    char buf[256];
+    pollfd p{fd, POLLIN, 0};
+    while (::poll(&p, 1, 10'000) == 1) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n <= 0) break;
+        out.append(buf, static_cast<size_t>(n));
+    }
+    return out;
 }
 
 // `make` builds the task given the loop; returns the exception the task ended with, if any.

@@ -13,7 +13,9 @@
 #include "acme/cert.hpp"
 #include "acme/key.hpp"
 #include "acme_test_util.hpp"
+#include "acme_tls_util.hpp"
 
+using sniroute::acme::ari_cert_id;
 using sniroute::acme::cert_info_from_x509;
 using sniroute::acme::CertInfo;
 using sniroute::acme::Key;
@@ -47,7 +49,8 @@ std::string make_cert(const CertSpec& spec, EVP_PKEY* subject_key, X509* issuer,
     ASN1_TIME_set(X509_getm_notAfter(x), kNotAfter);
     X509_NAME* name = X509_get_subject_name(x);
     for (const auto& [field, value] : spec.subject)
-        X509_NAME_add_entry_by_txt(name, field, MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(value), -1, -1, 0);
+        X509_NAME_add_entry_by_txt(name, field, MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(value), -1, -1,
+                                   0);
     X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name);
     X509_set_pubkey(x, subject_key);
     if (spec.san) {
@@ -97,7 +100,8 @@ std::pair<std::string, std::vector<std::string>> csr_names(X509_REQ* req) {
 }  // namespace
 
 TEST_CASE("make_csr_der: parses back with every SAN, the CN and a valid SHA-256 signature") {
-    const std::vector<std::string> domains = {"mail.example.com", "smtp.example.com", "*.example.org", "xn--bcher-kva.example"};
+    const std::vector<std::string> domains = {"mail.example.com", "smtp.example.com", "*.example.org",
+                                              "xn--bcher-kva.example"};
     struct Case {
         KeyType type;
         int sig_nid;
@@ -183,7 +187,8 @@ TEST_CASE("parse_cert_pem: serial with the top bit set, no SAN, and a key block 
 TEST_CASE("chains: leaf first, split into blocks, key matching") {
     Key ca_key = Key::generate(KeyType::EcdsaP384);
     Key leaf_key = Key::generate(KeyType::EcdsaP256);
-    std::string ca_pem = make_cert({{{"O", "Test CA"}, {"CN", "Test Root"}}, "01", nullptr}, ca_key.pkey(), nullptr, nullptr);
+    std::string ca_pem =
+        make_cert({{{"O", "Test CA"}, {"CN", "Test Root"}}, "01", nullptr}, ca_key.pkey(), nullptr, nullptr);
     X509* ca = read_x509(ca_pem);
     std::string leaf_pem =
         make_cert({{{"CN", "mx.example.net"}}, "0A0B", "DNS:mx.example.net"}, leaf_key.pkey(), ca, ca_key.pkey());
@@ -223,4 +228,35 @@ TEST_CASE("parse_cert_pem and cert_info_from_x509 reject what is not a certifica
     CHECK_FALSE(parse_cert_pem("-----BEGIN CERTIFICATE-----\nQUFB\n-----END CERTIFICATE-----\n").has_value());
     CHECK_FALSE(cert_info_from_x509(nullptr).has_value());
     CHECK(ERR_peek_error() == 0);
+}
+
+TEST_CASE("ari_cert_id: the example of RFC 9773 section 4.1") {
+    // AKI keyIdentifier 69:88:5B:6B:87:46:40:41:E1:B3:7B:84:7B:A0:AE:2C:DE:01:C8:D4 and serial
+    // 00:87:65:43:21 give "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE": the serial keeps the leading
+    // zero octet DER needs for a positive number whose top bit is set.
+    Key key = Key::generate(KeyType::EcdsaP256);
+    acme_test::CertFields f;
+    f.aki_keyid = std::string("\x69\x88\x5B\x6B\x87\x46\x40\x41\xE1\xB3\x7B\x84\x7B\xA0\xAE\x2C\xDE\x01\xC8\xD4", 20);
+    f.serial_hex = "87654321";
+    CHECK(ari_cert_id(acme_test::make_cert(key, f)) == std::string("aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE"));
+}
+
+TEST_CASE("ari_cert_id: serial lengths, and certificates that have no ID") {
+    Key key = Key::generate(KeyType::EcdsaP256);
+    acme_test::CertFields f;
+    f.aki_keyid = std::string("\x01\x02\x03", 3);
+    f.serial_hex = "01";  // one content octet 0x01
+    CHECK(ari_cert_id(acme_test::make_cert(key, f)) == std::string("AQID.AQ"));
+    // A 20-octet serial without the top bit set: no leading zero; 0x7f then 19 x 0xff.
+    f.serial_hex = "7fffffffffffffffffffffffffffffffffffffff";
+    CHECK(ari_cert_id(acme_test::make_cert(key, f)) == std::string("AQID.f_________________________8"));
+    // A chain: only the first certificate counts.
+    std::string first = acme_test::make_cert(key, f);
+    f.serial_hex = "02";
+    CHECK(ari_cert_id(first + acme_test::make_cert(key, f)) == std::string("AQID.f_________________________8"));
+
+    f.aki_keyid.clear();  // a certificate without an AKI has no ARI identity
+    CHECK_FALSE(ari_cert_id(acme_test::make_cert(key, f)).has_value());
+    CHECK_FALSE(ari_cert_id("").has_value());
+    CHECK_FALSE(ari_cert_id("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").has_value());
 }

@@ -1,5 +1,5 @@
 // The pure helpers of the ACME protocol client: RFC 3339 timestamps from renewalInfo, the
-// Retry-After header, the RFC 9773 certificate ID, and https URL parsing. Expected values come
+// Retry-After header and https URL parsing. Expected values come
 // from the RFCs' own examples or were computed independently (Python's datetime).
 #include <doctest.h>
 
@@ -9,13 +9,8 @@
 
 #include "acme/client.hpp"
 #include "acme/https_client.hpp"
-#include "acme/key.hpp"
-#include "acme_tls_util.hpp"
 
 using sniroute::acme::AcmeError;
-using sniroute::acme::ari_cert_id;
-using sniroute::acme::Key;
-using sniroute::acme::KeyType;
 using sniroute::acme::parse_https_url;
 using sniroute::acme::parse_retry_after;
 using sniroute::acme::parse_rfc3339;
@@ -38,16 +33,16 @@ TEST_CASE("parse_rfc3339: the examples of RFC 3339 section 5.8") {
 
 TEST_CASE("parse_rfc3339: separators, offsets and precision that RFC 3339 allows") {
     CHECK(parse_rfc3339("2026-01-01T00:00:00Z") == 1767225600);
-    CHECK(parse_rfc3339("2026-01-01t00:00:00z") == 1767225600);     // 5.6: case-insensitive
-    CHECK(parse_rfc3339("2026-01-01 00:00:00Z") == 1767225600);     // 5.6 note: a space
+    CHECK(parse_rfc3339("2026-01-01t00:00:00z") == 1767225600);  // 5.6: case-insensitive
+    CHECK(parse_rfc3339("2026-01-01 00:00:00Z") == 1767225600);  // 5.6 note: a space
     CHECK(parse_rfc3339("2026-01-01T00:00:00+00:00") == 1767225600);
     CHECK(parse_rfc3339("2026-01-01T00:00:00-00:00") == 1767225600);  // 4.3: unknown offset
     CHECK(parse_rfc3339("2026-01-01T05:30:00+05:30") == 1767225600);
     CHECK(parse_rfc3339("2025-12-31T23:00:00-01:00") == 1767225600);
     CHECK(parse_rfc3339("2026-01-01T00:00:00.999999999Z") == 1767225600);
     CHECK(parse_rfc3339("2026-01-01T00:00:00.000000000000000000001Z") == 1767225600);
-    CHECK(parse_rfc3339("2024-02-29T12:00:00Z") == 1709208000);       // a leap day
-    CHECK(parse_rfc3339("2000-03-01T00:00:00Z") == 951868800);        // after 2000's leap day
+    CHECK(parse_rfc3339("2024-02-29T12:00:00Z") == 1709208000);  // a leap day
+    CHECK(parse_rfc3339("2000-03-01T00:00:00Z") == 951868800);   // after 2000's leap day
     CHECK(parse_rfc3339("1970-01-01T00:00:00Z") == 0);
     CHECK(parse_rfc3339("1969-12-31T23:59:59Z") == -1);
     CHECK(parse_rfc3339("9999-12-31T23:59:59Z") == 253402300799);
@@ -56,28 +51,28 @@ TEST_CASE("parse_rfc3339: separators, offsets and precision that RFC 3339 allows
 TEST_CASE("parse_rfc3339: rejects what is not an RFC 3339 date-time") {
     for (const char* bad : {
              "",
-             "2026-01-01",                   // full-date only
-             "2026-01-01T00:00:00",          // no offset
-             "2026-01-01T00:00Z",            // no seconds
-             "2026-1-01T00:00:00Z",          // fields have fixed widths
+             "2026-01-01",           // full-date only
+             "2026-01-01T00:00:00",  // no offset
+             "2026-01-01T00:00Z",    // no seconds
+             "2026-1-01T00:00:00Z",  // fields have fixed widths
              "2026-01-01T0:00:00Z",
              "26-01-01T00:00:00Z",
-             "2026-01-01X00:00:00Z",         // unknown separator
-             "2026-13-01T00:00:00Z",         // month 13
+             "2026-01-01X00:00:00Z",  // unknown separator
+             "2026-13-01T00:00:00Z",  // month 13
              "2026-00-01T00:00:00Z",
-             "2026-02-29T00:00:00Z",         // not a leap year
-             "2100-02-29T00:00:00Z",         // a century that is not a leap year
+             "2026-02-29T00:00:00Z",  // not a leap year
+             "2100-02-29T00:00:00Z",  // a century that is not a leap year
              "2026-04-31T00:00:00Z",
              "2026-01-00T00:00:00Z",
              "2026-01-01T24:00:00Z",
              "2026-01-01T00:60:00Z",
              "2026-01-01T00:00:61Z",
-             "2026-01-01T00:00:00.Z",        // a dot needs a digit
-             "2026-01-01T00:00:00+0100",     // the offset needs its colon
+             "2026-01-01T00:00:00.Z",     // a dot needs a digit
+             "2026-01-01T00:00:00+0100",  // the offset needs its colon
              "2026-01-01T00:00:00+01",
              "2026-01-01T00:00:00+24:00",
              "2026-01-01T00:00:00+01:60",
-             "2026-01-01T00:00:00ZZ",        // trailing bytes
+             "2026-01-01T00:00:00ZZ",  // trailing bytes
              "2026-01-01T00:00:00Z ",
              " 2026-01-01T00:00:00Z",
              "2026-01-01T00:00:00UTC",
@@ -127,37 +122,6 @@ TEST_CASE("parse_retry_after: IMF-fixdate, relative to now") {
     }
 }
 
-TEST_CASE("ari_cert_id: the example of RFC 9773 section 4.1") {
-    // AKI keyIdentifier 69:88:5B:6B:87:46:40:41:E1:B3:7B:84:7B:A0:AE:2C:DE:01:C8:D4 and serial
-    // 00:87:65:43:21 give "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE": the serial keeps the leading
-    // zero octet DER needs for a positive number whose top bit is set.
-    Key key = Key::generate(KeyType::EcdsaP256);
-    acme_test::CertFields f;
-    f.aki_keyid = std::string("\x69\x88\x5B\x6B\x87\x46\x40\x41\xE1\xB3\x7B\x84\x7B\xA0\xAE\x2C\xDE\x01\xC8\xD4", 20);
-    f.serial_hex = "87654321";
-    CHECK(ari_cert_id(acme_test::make_cert(key, f)) == std::string("aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE"));
-}
-
-TEST_CASE("ari_cert_id: serial lengths, and certificates that have no ID") {
-    Key key = Key::generate(KeyType::EcdsaP256);
-    acme_test::CertFields f;
-    f.aki_keyid = std::string("\x01\x02\x03", 3);
-    f.serial_hex = "01";  // one content octet 0x01
-    CHECK(ari_cert_id(acme_test::make_cert(key, f)) == std::string("AQID.AQ"));
-    // A 20-octet serial without the top bit set: no leading zero; 0x7f then 19 x 0xff.
-    f.serial_hex = "7fffffffffffffffffffffffffffffffffffffff";
-    CHECK(ari_cert_id(acme_test::make_cert(key, f)) == std::string("AQID.f_________________________8"));
-    // A chain: only the first certificate counts.
-    std::string first = acme_test::make_cert(key, f);
-    f.serial_hex = "02";
-    CHECK(ari_cert_id(first + acme_test::make_cert(key, f)) == std::string("AQID.f_________________________8"));
-
-    f.aki_keyid.clear();  // a certificate without an AKI has no ARI identity
-    CHECK_FALSE(ari_cert_id(acme_test::make_cert(key, f)).has_value());
-    CHECK_FALSE(ari_cert_id("").has_value());
-    CHECK_FALSE(ari_cert_id("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").has_value());
-}
-
 TEST_CASE("parse_https_url: host, port and path") {
     Url u;
     REQUIRE(parse_https_url("https://acme.example/directory", u));
@@ -193,4 +157,4 @@ TEST_CASE("AcmeError: message and rate limiting") {
     CHECK_FALSE(other.rate_limited());
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("acme.client")

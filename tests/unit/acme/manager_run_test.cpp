@@ -3,16 +3,12 @@
 // everything, idle control connections included, so that uv_loop_close() succeeds.
 #include <doctest.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <cstring>
 #include <ctime>
-#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -20,13 +16,13 @@
 
 #include "acme/manager.hpp"
 #include "acme/store.hpp"
+#include "acme_loop_util.hpp"
 #include "acme_test_util.hpp"
 #include "acme_tls_util.hpp"
 
 using sniroute::acme::Manager;
 
 namespace {
-
 
 sniroute::route::SnapshotPtr snapshot(const std::string& storage, uint16_t ca_port = 0) {
     sniroute::config::Config cfg;
@@ -39,50 +35,6 @@ sniroute::route::SnapshotPtr snapshot(const std::string& storage, uint16_t ca_po
     c.key_file = storage + "/mail.key";
     cfg.certificates.push_back(c);
     return std::make_shared<const sniroute::route::Snapshot>(std::move(cfg));
-}
-
-int connect_control(const std::string& path) {
-    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un sa{};
-    sa.sun_family = AF_UNIX;
-    std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
-        ::close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-// Everything the peer sends until EOF, waiting at most 10 s.
-std::string read_all(int fd) {
-    std::string out;
-    char buf[256];
-    pollfd p{fd, POLLIN, 0};
-    while (::poll(&p, 1, 10'000) == 1) {
-        ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n <= 0) break;
-        out.append(buf, static_cast<size_t>(n));
-    }
-    return out;
-}
-
-// Calls `fn` on the loop every 10 ms until it returns true.
-void poll_on_loop(uv_loop_t* loop, std::function<bool()> fn) {
-    struct P {
-        uv_timer_t t{};
-        std::function<bool()> fn;
-    };
-    auto* p = new P{{}, std::move(fn)};
-    uv_timer_init(loop, &p->t);
-    p->t.data = p;
-    uv_timer_start(
-        &p->t,
-        [](uv_timer_t* t) noexcept {
-            auto* p = static_cast<P*>(t->data);
-            if (!p->fn()) return;
-            uv_close(reinterpret_cast<uv_handle_t*>(t), [](uv_handle_t* h) noexcept { delete static_cast<P*>(h->data); });
-        },
-        10, 10);
 }
 
 }  // namespace
@@ -102,34 +54,34 @@ TEST_CASE("Manager: a failed renewal is answered over the control socket, and st
     std::atomic<bool> answered{false};
     std::string renew_answer, unknown_answer, bad_answer, idle_answer;
     std::thread clients([&] {
-        int idle = connect_control(sock);  // says nothing; stop() must close it
-        int fd = connect_control(sock);
+        int idle = acme_test::connect_unix(sock);  // says nothing; stop() must close it
+        int fd = acme_test::connect_unix(sock);
         if (fd >= 0) {
             (void)!::write(fd, "renew nosuch\n", 13);
-            unknown_answer = read_all(fd);
+            unknown_answer = acme_test::read_all(fd);
             ::close(fd);
         }
-        fd = connect_control(sock);
+        fd = acme_test::connect_unix(sock);
         if (fd >= 0) {
             (void)!::write(fd, "status\n", 7);
-            bad_answer = read_all(fd);
+            bad_answer = acme_test::read_all(fd);
             ::close(fd);
         }
-        fd = connect_control(sock);
+        fd = acme_test::connect_unix(sock);
         if (fd >= 0) {
             (void)!::write(fd, "renew mail\n", 11);
-            renew_answer = read_all(fd);
+            renew_answer = acme_test::read_all(fd);
             ::close(fd);
         }
         answered = true;
         if (idle >= 0) {
-            idle_answer = read_all(idle);  // EOF once the manager has stopped
+            idle_answer = acme_test::read_all(idle);  // EOF once the manager has stopped
             ::close(idle);
         }
     });
 
     bool stopped = false;
-    poll_on_loop(&loop, [&] {
+    acme_test::poll_on_loop(&loop, [&] {
         if (!answered) return false;
         m->stop([&] { stopped = true; });
         return true;
@@ -212,18 +164,18 @@ TEST_CASE("Manager: stop() during a requested renewal answers it and removes the
     std::atomic<bool> sent{false};
     std::string answer;
     std::thread client([&] {
-        int fd = connect_control(sock);
+        int fd = acme_test::connect_unix(sock);
         if (fd >= 0) {
             (void)!::write(fd, "renew mail\n", 11);
             sent = true;
-            answer = read_all(fd);
+            answer = acme_test::read_all(fd);
             ::close(fd);
         }
         sent = true;
     });
     bool stopped = false;
     int ticks = 0;
-    poll_on_loop(&loop, [&] {
+    acme_test::poll_on_loop(&loop, [&] {
         // Half a second after the request: the renewal is waiting for the CA by then.
         if (!sent || ++ticks < 50) return false;
         m->stop([&] { stopped = true; });
@@ -277,7 +229,7 @@ TEST_CASE("Manager: a deploy interrupted by stop() runs after the restart") {
         m.start();
         bool stopped = false;
         int ticks = 0;
-        poll_on_loop(&loop, [&] {
+        acme_test::poll_on_loop(&loop, [&] {
             if (!exists(marker) && ++ticks < 500) return false;
             m.stop([&] { stopped = true; });
             return true;
@@ -304,4 +256,4 @@ TEST_CASE("Manager: a deploy interrupted by stop() runs after the restart") {
     CHECK_FALSE(exists(dir / "mail.key.prev"));
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("acme.manager")
