@@ -3,11 +3,8 @@
 // sleeps in its own loop, waking only for signals.
 #include "server/control.hpp"
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -18,6 +15,8 @@
 
 #include "acme/manager.hpp"
 #include "core/log.hpp"
+#include "proxy/uv_cast.hpp"
+#include "server/listen.hpp"
 #include "server/worker.hpp"
 
 namespace sniroute::server {
@@ -28,95 +27,6 @@ using core::log_warn;
 using core::SocketAddress;
 
 namespace {
-
-// One socket per (listener, address, worker). SO_REUSEPORT lets every worker's socket bind the
-// same address, and the kernel spreads new connections across them; libuv 1.44 has no flag for
-// that, so we create the socket here and hand it to uv_tcp_open in the worker.
-int make_listen_socket(const SocketAddress& addr, int defer_accept_secs, std::string& err) {
-    int fd = ::socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        err = std::strerror(errno);
-        return -1;
-    }
-    int one = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    // "[::]:443" should mean IPv6 only; IPv4 gets its own bind line, as with nginx's ipv6only.
-    if (addr.family() == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-    if (defer_accept_secs > 0) {
-        // No wake-up until the client has sent something: for TLS, the ClientHello. A client
-        // that sends nothing is handed over after this long, and then meets our own deadline.
-        ::setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_accept_secs, sizeof defer_accept_secs);
-    }
-    if (::bind(fd, addr.sa(), addr.len()) != 0 || ::listen(fd, 4096) != 0) {
-        err = std::strerror(errno);
-        ::close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-bool address_free(const SocketAddress& addr, std::string& err) {
-    int fd = ::socket(addr.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        err = std::strerror(errno);
-        return false;
-    }
-    int one = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (addr.family() == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-    bool ok = ::bind(fd, addr.sa(), addr.len()) == 0;
-    if (!ok) err = std::strerror(errno);
-    ::close(fd);
-    return ok;
-}
-
-struct BindKey {
-    std::string listener;
-    SocketAddress addr;
-};
-
-// Binds the (listener, address) pairs of `cfg` that `have` does not contain, once per worker.
-// On failure closes what it made and returns false.
-bool bind_new(const config::Config& cfg, const std::vector<BindKey>& have, unsigned workers,
-              std::vector<std::vector<ListenSocket>>& out, std::vector<BindKey>& made) {
-    out.assign(workers, {});
-    for (const auto& l : cfg.listeners) {
-        for (const auto& a : l.bind) {
-            bool exists = false;
-            for (const auto& k : have) exists = exists || (k.listener == l.name && k.addr == a);
-            if (exists) continue;
-            // SO_REUSEPORT would let us share a port with another process of the same user (a
-            // second sniroute started by mistake) and silently split its traffic. A probe bind
-            // without it fails on any listening socket there, ours included; so only new
-            // addresses are probed.
-            bool ours = false;
-            for (const auto& k : have) ours = ours || k.addr == a;
-            std::string perr;
-            if (!ours && !address_free(a, perr)) {
-                log_error("bind_failed").kv("listener", l.name).kv("bind", a.to_string()).kv("error", perr);
-                for (auto& v : out)
-                    for (auto& s : v) ::close(s.fd);
-                out.clear();
-                return false;
-            }
-            for (unsigned w = 0; w < workers; ++w) {
-                std::string err;
-                int fd = make_listen_socket(a, defer_accept_secs(l, cfg.global), err);
-                if (fd < 0) {
-                    log_error("bind_failed").kv("listener", l.name).kv("bind", a.to_string()).kv("error", err);
-                    for (auto& v : out)
-                        for (auto& s : v) ::close(s.fd);
-                    out.clear();
-                    return false;
-                }
-                out[w].push_back({l.name, a, fd});
-            }
-            made.push_back({l.name, a});
-        }
-    }
-    return true;
-}
 
 void log_listeners(const config::Config& cfg, const char* event) {
     for (const auto& l : cfg.listeners) {
@@ -144,6 +54,8 @@ private:
     static void on_poll(uv_timer_t* t) noexcept;
     void reload();
     void start_acme();
+    bool write_pidfile();  // logs why when it fails
+    void begin_stop();     // the workers drain and stop, and the ACME client with them
 
     std::string cfg_path_;
     std::string pidfile_;
@@ -172,11 +84,23 @@ int Control::run() {
     std::vector<char> ok(workers_n_, 0);
     for (unsigned i = 0; i < workers_n_; ++i) workers_.push_back(std::make_unique<Worker>(i, shared_, snap_));
     for (unsigned i = 0; i < workers_n_; ++i)
-        threads.emplace_back([this, i, &ok, s = std::move(socks[i])]() mutable { ok[i] = workers_[i]->run(std::move(s)); });
-    for (auto& w : workers_)
+        threads.emplace_back(
+            [this, i, &ok, s = std::move(socks[i])]() mutable { ok[i] = workers_[i]->run(std::move(s)); });
+    bool started = true;
+    for (auto& w : workers_) {
         while (!w->listening.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-
-    uv_loop_init(&loop_);
+        started = started && !w->start_failed.load();
+    }
+    if (int r = started ? uv_loop_init(&loop_) : 0; r != 0) {
+        log_error("start_failed").kv("call", "uv_loop_init").kv("error", uv_strerror(r));
+        started = false;
+    }
+    if (!started) {
+        // Nothing was accepted yet: the workers that did start stop at once.
+        for (auto& w : workers_) w->post_stop(0);
+        for (auto& t : threads) t.join();
+        return 1;
+    }
     for (auto [h, sig] : {std::pair{&sighup_, SIGHUP}, std::pair{&sigterm_, SIGTERM}, std::pair{&sigint_, SIGINT}}) {
         uv_signal_init(&loop_, h);
         h->data = this;
@@ -187,19 +111,44 @@ int Control::run() {
     uv_timer_init(&loop_, &poll_);
     poll_.data = this;
 
-    start_acme();
-
-    if (!pidfile_.empty()) std::ofstream(pidfile_) << getpid() << "\n";
-    log_info("ready").kv("workers", workers_n_).kv("listeners", static_cast<uint64_t>(snap_->config().listeners.size()));
+    bool pid_ok = pidfile_.empty() || write_pidfile();
+    if (pid_ok) {
+        start_acme();
+        log_info("ready")
+            .kv("workers", workers_n_)
+            .kv("listeners", static_cast<uint64_t>(snap_->config().listeners.size()));
+    } else {
+        // Whoever reads the pidfile cannot know of us: start-up has failed. The workers are
+        // stopped the way SIGTERM stops them, with nothing to drain yet.
+        ++stops_;
+        drain_ms_ = 0;
+        begin_stop();
+    }
 
     uv_run(&loop_, UV_RUN_DEFAULT);
     for (auto& t : threads) t.join();
     int rc = uv_loop_close(&loop_);
-    if (!pidfile_.empty()) ::unlink(pidfile_.c_str());
+    if (!pidfile_.empty() && pid_ok) ::unlink(pidfile_.c_str());
     bool clean = rc == 0;
     for (char c : ok) clean = clean && c;
     log_info("stopped").kv("clean", clean ? "yes" : "no");
+    if (!pid_ok) return 1;
     return clean ? 0 : 70;
+}
+
+bool Control::write_pidfile() {
+    std::ofstream f(pidfile_);
+    f << getpid() << "\n";
+    f.close();
+    if (f) return true;
+    log_error("pidfile_failed").kv("path", pidfile_).kv("error", errno ? std::strerror(errno) : "write failed");
+    return false;
+}
+
+void Control::begin_stop() {
+    for (auto& w : workers_) w->post_stop(drain_ms_);
+    if (acme_) acme_->stop([this] { acme_stopped_ = true; });
+    uv_timer_start(&poll_, on_poll, 10, 10);
 }
 
 void Control::start_acme() {
@@ -213,10 +162,10 @@ void Control::on_signal(uv_signal_t* h, int signum) noexcept {
     auto* c = static_cast<Control*>(h->data);
     if (signum == SIGHUP) return c->reload();
     if (++c->stops_ == 1) {
-        log_info("stopping").kv("signal", signum == SIGTERM ? "SIGTERM" : "SIGINT").kv("drain_timeout_ms", c->drain_ms_);
-        for (auto& w : c->workers_) w->post_stop(c->drain_ms_);
-        if (c->acme_) c->acme_->stop([c] { c->acme_stopped_ = true; });
-        uv_timer_start(&c->poll_, on_poll, 10, 10);
+        log_info("stopping")
+            .kv("signal", signum == SIGTERM ? "SIGTERM" : "SIGINT")
+            .kv("drain_timeout_ms", c->drain_ms_);
+        c->begin_stop();
     } else {
         log_warn("stopping_now").kv("signal", signum == SIGTERM ? "SIGTERM" : "SIGINT");
         for (auto& w : c->workers_) w->post_abort();
@@ -228,8 +177,8 @@ void Control::on_poll(uv_timer_t* t) noexcept {
     for (auto& w : c->workers_)
         if (!w->finished.load()) return;
     if (!c->acme_stopped_) return;
-    for (uv_handle_t* h : {reinterpret_cast<uv_handle_t*>(&c->sighup_), reinterpret_cast<uv_handle_t*>(&c->sigterm_),
-                           reinterpret_cast<uv_handle_t*>(&c->sigint_), reinterpret_cast<uv_handle_t*>(&c->poll_)})
+    for (uv_handle_t* h : {proxy::as_handle(&c->sighup_), proxy::as_handle(&c->sigterm_), proxy::as_handle(&c->sigint_),
+                           proxy::as_handle(&c->poll_)})
         uv_close(h, nullptr);
 }
 
@@ -247,7 +196,8 @@ void Control::reload() {
     std::vector<std::vector<ListenSocket>> socks;
     std::vector<BindKey> made;
     if (!bind_new(*res.config, bound_, workers_n_, socks, made)) {
-        log_error("reload_rejected").kv("reason", "a new bind address could not be bound; the running config stays in force");
+        log_error("reload_rejected")
+            .kv("reason", "a new bind address could not be bound; the running config stays in force");
         return;
     }
     // Forget pairs the new config dropped; workers close their sockets when they see it.
@@ -265,8 +215,10 @@ void Control::reload() {
     set_log_format(res.config->global.log_format);
     snap_ = std::make_shared<route::Snapshot>(std::move(*res.config));
     for (unsigned i = 0; i < workers_n_; ++i) workers_[i]->post_reload(snap_, std::move(socks[i]));
-    if (acme_) acme_->reload(snap_);
-    else start_acme();
+    if (acme_)
+        acme_->reload(snap_);
+    else
+        start_acme();
     log_listeners(snap_->config(), "listener");
     log_info("reloaded").kv("config", cfg_path_);
 }

@@ -26,11 +26,6 @@ struct Worker::ListenHandle {
     bool nodelay = false;  // TCP_NODELAY set here, and so inherited by accepted sockets
 };
 
-int defer_accept_secs(const config::Listener& l, const config::Global& g) {
-    if (l.protocol == config::Protocol::Tcp) return 0;
-    return static_cast<int>((g.inspect_timeout_ms + 999) / 1000);
-}
-
 Worker::Worker(unsigned id, Shared& shared, route::SnapshotPtr snap)
     : id_(id), ctx_(&loop_, shared.connections, shared.tokens, std::move(snap)) {}
 
@@ -41,8 +36,24 @@ Worker::~Worker() {
 }
 
 bool Worker::run(std::vector<ListenSocket> sockets) {
-    uv_loop_init(&loop_);
-    uv_async_init(&loop_, &async_, on_async);
+    int r = uv_loop_init(&loop_);
+    const char* failed = r != 0 ? "uv_loop_init" : nullptr;
+    if (!failed && (r = uv_async_init(&loop_, &async_, on_async)) != 0) {
+        failed = "uv_async_init";
+        uv_loop_close(&loop_);
+    }
+    if (failed) {
+        log_error("worker_failed").kv("worker", id_).kv("call", failed).kv("error", uv_strerror(r));
+        for (auto& ls : sockets) ::close(ls.fd);
+        {
+            std::lock_guard lock(mu_);
+            mailbox_closed_ = true;  // nothing may signal an async handle that does not exist
+        }
+        start_failed.store(true);
+        listening.store(true);
+        finished.store(true);
+        return false;
+    }
     async_.data = this;
     uv_timer_init(&loop_, &drain_timer_);
     drain_timer_.data = this;
@@ -53,7 +64,8 @@ bool Worker::run(std::vector<ListenSocket> sockets) {
     if (rc != 0) {
         // Walk what is left so the leak can be named; this is a bug, not an operating condition.
         uv_walk(
-            &loop_, [](uv_handle_t* h, void*) { log_error("leaked_handle").kv("type", uv_handle_type_name(h->type)); },
+            &loop_,
+            [](uv_handle_t* h, void*) noexcept { log_error("leaked_handle").kv("type", uv_handle_type_name(h->type)); },
             nullptr);
     }
     log_info("worker_stopped").kv("worker", id_).kv("accepted", accepted_);
@@ -164,6 +176,9 @@ void Worker::apply_reload() {
     for (auto& ls : added) open_socket(std::move(ls));
 }
 
+// libuv stops watching a listening socket for good when its connection callback returns
+// without uv_accept (src/unix/stream.c keeps the accepted descriptor and waits), so a
+// connection that no session takes is accepted and closed here.
 void Worker::on_connection(uv_stream_t* server, int status) noexcept {
     auto* h = static_cast<ListenHandle*>(server->data);
     Worker* w = h->worker;
@@ -172,10 +187,19 @@ void Worker::on_connection(uv_stream_t* server, int status) noexcept {
         log_warn("accept_failed").kv("listener", h->listener).kv("error", uv_strerror(status));
         return;
     }
-    if (w->stopping_ || h->index < 0) return;
+    if (w->stopping_ || h->index < 0) return refuse(server);
     ++w->accepted_;
     proxy::Session::accept(w->ctx_, server, static_cast<size_t>(h->index), h->nodelay);
 }
+
+void Worker::refuse(uv_stream_t* server) {
+    auto* t = new uv_tcp_t;
+    uv_tcp_init(server->loop, t);
+    uv_accept(server, proxy::as_stream(t));
+    uv_close(proxy::as_handle(t), on_refused_closed);
+}
+
+void Worker::on_refused_closed(uv_handle_t* h) noexcept { delete reinterpret_cast<uv_tcp_t*>(h); }
 
 void Worker::begin_stop() {
     stopping_ = true;

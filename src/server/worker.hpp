@@ -14,21 +14,9 @@
 #include "http/challenge.hpp"
 #include "proxy/loop_context.hpp"
 #include "route/router.hpp"
+#include "server/listen.hpp"
 
 namespace sniroute::server {
-
-// TCP_DEFER_ACCEPT seconds for a listener. Deferred accept only pays off where the client speaks
-// first and we must wait for it anyway (TLS, HTTP); it stays off for tcp listeners, where the
-// server may speak first (SMTP, IMAP). Applied at bind time and again on every reload.
-int defer_accept_secs(const config::Listener& l, const config::Global& g);
-
-// A bound, not yet listening socket for one (listener, address) pair, made by the control
-// thread so that bind errors surface before anything starts.
-struct ListenSocket {
-    std::string listener;
-    core::SocketAddress addr;
-    int fd = -1;
-};
 
 // State all workers share: read-mostly, or atomic.
 struct Shared {
@@ -56,6 +44,7 @@ public:
 
     // Set once the loop has opened its sockets; the control thread waits for all of them.
     std::atomic<bool> listening{false};
+    std::atomic<bool> start_failed{false};  // set with `listening` when the loop could not start
     std::atomic<bool> finished{false};
 
 private:
@@ -67,6 +56,8 @@ private:
     void maybe_finish();
     static void on_async(uv_async_t* h) noexcept;
     static void on_connection(uv_stream_t* server, int status) noexcept;
+    static void refuse(uv_stream_t* server);  // accepts a connection no session takes, and closes it
+    static void on_refused_closed(uv_handle_t* h) noexcept;
     static void on_listen_closed(uv_handle_t* h) noexcept;
     static void on_drain_timeout(uv_timer_t* t) noexcept;
     static void on_sessions_gone(void* worker) noexcept;
