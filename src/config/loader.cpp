@@ -6,9 +6,11 @@
 #include <toml++/toml.h>
 #include <algorithm>
 #include <fstream>
+#include <initializer_list>
 #include <set>
 #include <sstream>
 #include <unordered_map>
+#include <utility>
 
 #include "config/config.hpp"
 #include "core/host_name.hpp"
@@ -60,6 +62,24 @@ private:
         if (!n) return std::nullopt;
         if (auto s = n->value<std::string>(); s && n->is_string()) return *s;
         error(n->source(), "'" + std::string(key) + "' must be a string");
+        return std::nullopt;
+    }
+
+    // A string that must be one of `choices`; any other is reported as
+    // unknown WHAT "x" (expected a, b or c).
+    template <class E>
+    std::optional<E> get_choice(const toml::table& t, std::string_view key, std::string_view what,
+                                std::initializer_list<std::pair<std::string_view, E>> choices) {
+        auto s = get_string(t, key);
+        if (!s) return std::nullopt;
+        std::string expected;
+        size_t i = 0;
+        for (const auto& [name, value] : choices) {
+            if (*s == name) return value;
+            if (i++ > 0) expected += i == choices.size() ? " or " : ", ";
+            expected += name;
+        }
+        error(t.get(key)->source(), "unknown " + std::string(what) + " \"" + *s + "\" (expected " + expected + ")");
         return std::nullopt;
     }
 
@@ -173,14 +193,9 @@ void Loader::load_global(const toml::table& t) {
     get_uint(t, "max_client_hello", g.max_client_hello, 512, 1 << 20);
     get_uint(t, "max_http_head", g.max_http_head, 512, 1 << 20);
     get_uint(t, "workers", g.workers, 0, 256);
-    if (auto f = get_string(t, "log_format")) {
-        if (*f == "text")
-            g.log_format = LogFormat::Text;
-        else if (*f == "json")
-            g.log_format = LogFormat::Json;
-        else
-            error(t.get("log_format")->source(), "unknown log_format \"" + *f + "\" (expected text or json)");
-    }
+    if (auto f = get_choice<LogFormat>(t, "log_format", "log_format",
+                                       {{"text", LogFormat::Text}, {"json", LogFormat::Json}}))
+        g.log_format = *f;
     if (auto a = get_bool(t, "access_log")) g.access_log = *a;
 }
 
@@ -252,17 +267,10 @@ void Loader::load_backends(const toml::table& t) {
             error(b->source(), where + " has no 'servers'");
         else if (servers->is_array() && servers->as_array()->empty())
             error(servers->source(), where + ": empty server list");
-        if (auto pp = get_string(*b, "proxy_protocol")) {
-            if (*pp == "off")
-                be.proxy_protocol = ProxyProtocol::Off;
-            else if (*pp == "v1")
-                be.proxy_protocol = ProxyProtocol::V1;
-            else if (*pp == "v2")
-                be.proxy_protocol = ProxyProtocol::V2;
-            else
-                error(b->get("proxy_protocol")->source(),
-                      "unknown proxy_protocol \"" + *pp + "\" (expected off, v1 or v2)");
-        }
+        if (auto pp = get_choice<ProxyProtocol>(
+                *b, "proxy_protocol", "proxy_protocol",
+                {{"off", ProxyProtocol::Off}, {"v1", ProxyProtocol::V1}, {"v2", ProxyProtocol::V2}}))
+            be.proxy_protocol = *pp;
         backend_index_[be.name] = cfg_.backends.size();
         cfg_.backends.push_back(std::move(be));
     }
@@ -315,15 +323,9 @@ void Loader::load_listener(const toml::table& t) {
     else if (t.get("bind")->is_array() && t.get("bind")->as_array()->empty())
         error(t.get("bind")->source(), "listener \"" + l.name + "\": empty bind list");
 
-    if (auto p = get_string(t, "protocol")) {
-        if (*p == "tls")
-            l.protocol = Protocol::Tls;
-        else if (*p == "tcp")
-            l.protocol = Protocol::Tcp;
-        else if (*p == "http")
-            l.protocol = Protocol::Http;
-        else
-            error(t.get("protocol")->source(), "unknown protocol \"" + *p + "\" (expected tls, tcp or http)");
+    if (auto p = get_choice<Protocol>(t, "protocol", "protocol",
+                                      {{"tls", Protocol::Tls}, {"tcp", Protocol::Tcp}, {"http", Protocol::Http}})) {
+        l.protocol = *p;
     } else if (!t.get("protocol")) {
         error(t.source(), "listener \"" + l.name + "\" has no 'protocol'");
     }
@@ -373,17 +375,12 @@ void Loader::load_route(const toml::table& t, Listener& l, std::set<std::string>
     if (!present) error(t.source(), "route has no 'backend'");
     if (be) r.backend = *be;
     bool http = l.protocol == Protocol::Http;
-    if (auto a = get_string(t, "acme")) {
-        if (!http)
-            error(t.get("acme")->source(), "'acme' applies only to http listeners");
-        else if (*a == "auto")
-            r.acme = AcmeMode::Auto;
-        else if (*a == "local")
-            r.acme = AcmeMode::Local;
-        else if (*a == "backend")
-            r.acme = AcmeMode::Backend;
-        else
-            error(t.get("acme")->source(), "unknown acme mode \"" + *a + "\" (expected auto, local or backend)");
+    if (!http) {
+        if (get_string(t, "acme")) error(t.get("acme")->source(), "'acme' applies only to http listeners");
+    } else if (auto a = get_choice<AcmeMode>(
+                   t, "acme", "acme mode",
+                   {{"auto", AcmeMode::Auto}, {"local", AcmeMode::Local}, {"backend", AcmeMode::Backend}})) {
+        r.acme = *a;
     }
     if (auto rh = get_bool(t, "redirect_https")) {
         if (!http) error(t.get("redirect_https")->source(), "'redirect_https' applies only to http listeners");

@@ -490,3 +490,50 @@ servers = ["127.0.0.1:80"]
 }
 
 }  // TEST_SUITE("config.regressions")
+
+TEST_SUITE("config.choices") {
+
+// Each unknown value is reported with the whole list of accepted ones, joined "a, b or c".
+TEST_CASE("an unknown enumeration value names every accepted one") {
+    check_diagnostics(load(R"(
+[global]
+log_format = "xml"
+[[listeners]]
+name = "x"
+bind = "127.0.0.1:443"
+protocol = "udp"
+[[listeners]]
+name = "y"
+bind = "127.0.0.1:80"
+protocol = "http"
+  [[listeners.routes]]
+  match = "a.example"
+  backend = "b"
+  acme = "sometimes"
+[backends.b]
+servers = ["127.0.0.1:80"]
+proxy_protocol = "v3"
+)"),
+                      {{2, 14, "unknown log_format \"xml\" (expected text or json)"},
+                       {6, 12, "unknown protocol \"udp\" (expected tls, tcp or http)"},
+                       {14, 10, "unknown acme mode \"sometimes\" (expected auto, local or backend)"},
+                       {17, 18, "unknown proxy_protocol \"v3\" (expected off, v1 or v2)"}});
+}
+
+TEST_CASE("'acme' on a listener that is not http is refused whatever its value") {
+    check_diagnostics(load(R"(
+[[listeners]]
+name = "x"
+bind = "127.0.0.1:443"
+protocol = "tls"
+  [[listeners.routes]]
+  match = "a.example"
+  backend = "b"
+  acme = "sometimes"
+[backends.b]
+servers = ["127.0.0.1:80"]
+)"),
+                      {{8, 10, "'acme' applies only to http listeners"}});
+}
+
+}  // TEST_SUITE("config.choices")
