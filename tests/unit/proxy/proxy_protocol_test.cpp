@@ -3,17 +3,13 @@
 #include <string>
 
 #include "proxy/proxy_protocol.hpp"
+#include "proxy_test_util.hpp"
 
 using namespace sniroute;
 using proxy::HeaderStatus;
+using proxy::test::addr;
 
 namespace {
-
-core::SocketAddress addr(const char* s) {
-    auto a = core::SocketAddress::parse(s);
-    REQUIRE(a);
-    return *a;
-}
 
 HeaderStatus parse(const std::string& s, proxy::ParsedHeader& out, size_t max = 4096) {
     const char* why = "";
@@ -42,8 +38,8 @@ TEST_CASE("v2 header bytes, IPv4") {
         0x21,                                                                    // v2, PROXY
         0x11,                                                                    // INET, STREAM
         0x00, 0x0C,                                                              // 12 address bytes
-        192, 0, 2, 1,                                                            // source
-        198, 51, 100, 2,                                                         // destination
+        192,  0,    2,    1,                                                     // source
+        198,  51,   100,  2,                                                     // destination
         0x15, 0xB3,                                                              // 5555
         0x01, 0xBB,                                                              // 443
     };
@@ -70,8 +66,10 @@ TEST_CASE("v2 header length, IPv6, and round trips") {
 TEST_CASE("parse at every split offset answers NeedMore, then Done") {
     for (bool v2 : {false, true}) {
         std::string out;
-        if (v2) proxy::append_v2(out, addr("10.0.0.1:1"), addr("10.0.0.2:2"));
-        else proxy::append_v1(out, addr("10.0.0.1:1"), addr("10.0.0.2:2"));
+        if (v2)
+            proxy::append_v2(out, addr("10.0.0.1:1"), addr("10.0.0.2:2"));
+        else
+            proxy::append_v1(out, addr("10.0.0.1:1"), addr("10.0.0.2:2"));
         proxy::ParsedHeader h;
         for (size_t n = 0; n < out.size(); ++n) {
             CAPTURE(n);
@@ -83,19 +81,19 @@ TEST_CASE("parse at every split offset answers NeedMore, then Done") {
 
 TEST_CASE("malformed headers") {
     const std::string bad[] = {
-        "GET / HTTP/1.1\r\n",                                    // no header at all
-        "\x16\x03\x01",                                          // a TLS hello without header
-        "PROXY TCP5 1.2.3.4 5.6.7.8 1 2\r\n",                   // unknown protocol
-        "PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n",                     // three fields
-        "PROXY TCP4 1.2.3.4 5.6.7.8 1 2 3\r\n",                 // five fields
-        "PROXY TCP4 1.2.3.4 5.6.7.8 01 2\r\n",                  // leading zero
-        "PROXY TCP4 1.2.3.4 5.6.7.8 1 65536\r\n",               // port range
-        "PROXY TCP4 ::1 5.6.7.8 1 2\r\n",                       // family mismatch
-        "PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n",                     // LF without CR
-        "PROXY " + std::string(120, 'A'),                       // longer than 107 bytes
-        std::string("\r\n\r\n\0\r\nQUIX\n", 12),                 // bad v2 signature
-        std::string("\r\n\r\n\0\r\nQUIT\n\x31\x11\x00\x0c", 16), // version 3
-        std::string("\r\n\r\n\0\r\nQUIT\n\x22\x11\x00\x0c", 16), // command 2
+        "GET / HTTP/1.1\r\n",                                              // no header at all
+        "\x16\x03\x01",                                                    // a TLS hello without header
+        "PROXY TCP5 1.2.3.4 5.6.7.8 1 2\r\n",                              // unknown protocol
+        "PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n",                                // three fields
+        "PROXY TCP4 1.2.3.4 5.6.7.8 1 2 3\r\n",                            // five fields
+        "PROXY TCP4 1.2.3.4 5.6.7.8 01 2\r\n",                             // leading zero
+        "PROXY TCP4 1.2.3.4 5.6.7.8 1 65536\r\n",                          // port range
+        "PROXY TCP4 ::1 5.6.7.8 1 2\r\n",                                  // family mismatch
+        "PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n",                                // LF without CR
+        "PROXY " + std::string(120, 'A'),                                  // longer than 107 bytes
+        std::string("\r\n\r\n\0\r\nQUIX\n", 12),                           // bad v2 signature
+        std::string("\r\n\r\n\0\r\nQUIT\n\x31\x11\x00\x0c", 16),           // version 3
+        std::string("\r\n\r\n\0\r\nQUIT\n\x22\x11\x00\x0c", 16),           // command 2
         std::string("\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x04", 16) + "abcd",  // INET block too short
     };
     for (const auto& b : bad) {
