@@ -21,7 +21,13 @@ target=$build/tests/fuzz/client_hello_fuzz
 if [ ! -f "$build/build.ninja" ]; then
     CXX=clang++ meson setup "$build" "$root" -Dfuzz=true >/dev/null
 fi
-ninja -C "$build" tests/fuzz/client_hello_fuzz >/dev/null
+# Quiet when it builds; the compiler's messages when it does not, so a broken target is a
+# readable failure rather than a step that ends in seconds with no word.
+if ! out=$(ninja -C "$build" tests/fuzz/client_hello_fuzz 2>&1); then
+    printf '%s\n' "$out" | tail -n 60 >&2
+    echo "client_hello_fuzz: FAILED to build" >&2
+    exit 1
+fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/sniroute-fuzz.XXXXXX")
 trap 'rm -rf "$work"' EXIT
