@@ -62,6 +62,9 @@ void Sleep::await_suspend(std::coroutine_handle<> h) {
     timer->cancel = cancel_;
     uv_timer_init(loop_, &timer->t);
     timer->t.data = timer;
+    // Timers count from the loop's cached time, taken when this iteration began: work since
+    // then (the fsyncs of the pending pair before `settle`) would shorten the sleep by as much.
+    uv_update_time(loop_);
     uv_timer_start(
         &timer->t, [](uv_timer_t* t) noexcept { finish(static_cast<Timer*>(t->data)); }, ms_, 0);
     if (cancel_) cancel_->set_hook([timer] { finish(timer); });
