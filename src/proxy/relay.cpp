@@ -35,19 +35,17 @@ void Relay::PendingWrite::Free::operator()(PendingWrite* p) const noexcept {
     ::operator delete(p);
 }
 
-Relay::Relay(RelayOwner& owner, PipePool& pipes, uint32_t max_connections, uv_tcp_t* client, uv_tcp_t* backend,
-             uv_alloc_cb on_alloc, uv_read_cb on_client_read, uv_read_cb on_backend_read)
-    : owner_(owner), pipes_(pipes), on_alloc_(on_alloc), max_connections_(max_connections) {
+Relay::Relay(RelayOwner& owner, const RelayCallbacks& cbs, uv_tcp_t* client, uv_tcp_t* backend)
+    : owner_(owner), cbs_(cbs) {
     up_.from = down_.to = client;
     up_.to = down_.from = backend;
-    up_.on_read = on_client_read;
-    down_.on_read = on_backend_read;
     up_.from_side = Side::Client;
     down_.from_side = Side::Backend;
 }
 
 bool Relay::start_reading(Direction& d) {
-    d.reading = uv_read_start(as_stream(d.from), on_alloc_, d.on_read) == 0;
+    uv_read_cb cb = &d == &up_ ? cbs_.on_client_read : cbs_.on_backend_read;
+    d.reading = uv_read_start(as_stream(d.from), cbs_.on_alloc, cb) == 0;
     return d.reading;
 }
 

@@ -29,9 +29,22 @@ public:
     virtual void relay_closed(Outcome o, Side side, const char* why) = 0;
     // The relay's own handles, which Relay::close() started closing, are all closed.
     virtual void relay_handles_closed() = 0;
+    // Asked when a direction starts to splice, which is rare enough not to keep them in every
+    // relay: the loop's pipe pool, and the connection limit that sizes the descriptor budget.
+    virtual PipePool& relay_pipes() = 0;
+    virtual uint32_t relay_max_connections() const = 0;
 
 protected:
     ~RelayOwner() = default;
+};
+
+// The owner's libuv callbacks for the two sockets. Their handle data stays the owner's, so the
+// owner's read callbacks hand what they read in the relay phase to Relay::on_read(); the relay
+// starts and stops the reads with these. One static table per kind of owner.
+struct RelayCallbacks {
+    uv_alloc_cb on_alloc;
+    uv_read_cb on_client_read;
+    uv_read_cb on_backend_read;
 };
 
 class Relay {
@@ -64,7 +77,6 @@ public:
     struct Direction {
         uv_tcp_t* from = nullptr;
         uv_tcp_t* to = nullptr;
-        uv_read_cb on_read = nullptr;  // the owner's read callback for `from`
         std::unique_ptr<PendingWrite, PendingWrite::Free> pending;
         std::unique_ptr<Splice, SpliceFree> splice;
         Side from_side = Side::Client;
@@ -75,11 +87,9 @@ public:
         Side to_side() const { return from_side == Side::Client ? Side::Backend : Side::Client; }
     };
 
-    // `client` and `backend` stay the owner's; their handle data and read callbacks too: the
-    // owner's callbacks hand what they read in the relay phase to on_read(). `max_connections`
-    // sizes the descriptor budget of the splice path.
-    Relay(RelayOwner& owner, PipePool& pipes, uint32_t max_connections, uv_tcp_t* client, uv_tcp_t* backend,
-          uv_alloc_cb on_alloc, uv_read_cb on_client_read, uv_read_cb on_backend_read);
+    // `client` and `backend` stay the owner's, and so do their callbacks (`cbs`, which must
+    // outlive the relay).
+    Relay(RelayOwner& owner, const RelayCallbacks& cbs, uv_tcp_t* client, uv_tcp_t* backend);
     Relay(const Relay&) = delete;
     Relay& operator=(const Relay&) = delete;
 
@@ -131,12 +141,10 @@ private:
     static void on_write(uv_write_t* req, int status) noexcept;
 
     RelayOwner& owner_;
-    PipePool& pipes_;
-    uv_alloc_cb on_alloc_;
-    uint32_t max_connections_;
+    const RelayCallbacks& cbs_;
     bool closed_ = false;
-    bool owner_waits_ = false;  // relay_handles_closed() is due when closing_handles_ is 0
-    int closing_handles_ = 0;
+    bool owner_waits_ = false;     // relay_handles_closed() is due when closing_handles_ is 0
+    uint8_t closing_handles_ = 0;  // at most the four polls of the splice path
     uint64_t last_activity_ms_ = 0;
     Direction up_;
     Direction down_;

@@ -106,9 +106,9 @@ bool Relay::splice_holds_bytes(const Direction& d) { return d.splice && d.splice
 // bytes that come after them. Any failure leaves the direction on read and write, and gives
 // back at once what was taken, rather than holding descriptors for the life of the relay.
 void Relay::start_splice(Direction& d) {
-    auto* sp = new Splice(pipes_);
+    auto* sp = new Splice(owner_.relay_pipes());
     d.splice.reset(sp);
-    if (!sp->reserve_fds(max_connections_) || !pipes_.take(sp->pipe)) return sp->release();
+    if (!sp->reserve_fds(owner_.relay_max_connections()) || !sp->pool.take(sp->pipe)) return sp->release();
     sp->in_fd = ::fcntl(fd_of(d.from), F_DUPFD_CLOEXEC, 0);
     sp->out_fd = ::fcntl(fd_of(d.to), F_DUPFD_CLOEXEC, 0);
     uv_loop_t* loop = d.from->loop;

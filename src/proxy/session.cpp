@@ -15,14 +15,15 @@ constexpr size_t kMaxQueuedAnswers = 64 * 1024;
 
 }  // namespace
 
+const RelayCallbacks Session::kRelayCallbacks = {on_alloc, on_client_read, on_upstream_read};
+
 Session::Session(LoopContext& ctx, size_t li)
     : ctx_(ctx),
       snap_(ctx.snapshot()),
       li_(li),
       listener_(snap_->listener(li)),
       global_(snap_->config().global),
-      relay_(*this, ctx.pipes(), global_.max_connections, &client_, &upstream_, on_alloc, on_client_read,
-             on_upstream_read) {
+      relay_(*this, kRelayCallbacks, &client_, &upstream_) {
     uv_tcp_init(ctx_.loop(), &client_);
     uv_timer_init(ctx_.loop(), &timer_);
     client_.data = timer_.data = upstream_.data = this;

@@ -54,7 +54,7 @@ private:
     // Inspect: inspectors read what the client sends first, and may answer it. Linger discards
     // input after a final answer so that closing does not reset the connection before the
     // client has read it.
-    enum class Phase { Inspect, Linger, Connecting, Relay };
+    enum class Phase : uint8_t { Inspect, Linger, Connecting, Relay };
 
     Session(LoopContext& ctx, size_t li);
     ~Session();
@@ -78,6 +78,9 @@ private:
     // RelayOwner.
     void relay_closed(Outcome o, Side side, const char* why) override { close(o, side, why); }
     void relay_handles_closed() override;
+    PipePool& relay_pipes() override { return ctx_.pipes(); }
+    uint32_t relay_max_connections() const override { return global_.max_connections; }
+    static const RelayCallbacks kRelayCallbacks;
 
     // Answers (session_answer.cpp).
     enum class WriteResult { Done, Pending, Closed };
@@ -110,12 +113,11 @@ private:
     bool closing_ = false;
     bool counted_ = false;         // holds a slot of max_connections
     bool first_inspector_ = true;  // no inspector has finished yet
-    int pending_closes_ = 0;
-    uint32_t answers_ = 0;  // answered here, by an inspector's verdict
-
     Phase phase_ = Phase::Inspect;
     Outcome outcome_ = Outcome::Ok;
     Side side_ = Side::Client;
+    int pending_closes_ = 0;
+    uint32_t answers_ = 0;  // answered here, by an inspector's verdict
     const char* why_ = nullptr;
     uint64_t started_ms_ = 0;
 

@@ -74,8 +74,7 @@ public:
             uv_tcp_nodelay(h, 1);
             h->data = this;
         }
-        relay_ = std::make_unique<Relay>(*this, pipes_, 1000, &client_, &backend_, on_alloc, on_client_read,
-                                         on_backend_read);
+        relay_ = std::make_unique<Relay>(*this, kCallbacks, &client_, &backend_);
         relay_->start(nullptr, 0, 0);
     }
 
@@ -162,6 +161,8 @@ private:
         close_all();
     }
     void relay_handles_closed() override { closed_one(); }
+    PipePool& relay_pipes() override { return pipes_; }
+    uint32_t relay_max_connections() const override { return 1000; }
 
     // As the session is deleted after its last close callback, the relay goes then: with it
     // the splice path's dups of the sockets, which keep them open until they are closed.
@@ -198,6 +199,8 @@ private:
         auto* t = static_cast<RelayHarness*>(s->data);
         if (!t->ended_ && n != 0) t->relay_->on_read(t->relay_->down(), n, buf);
     }
+
+    static constexpr RelayCallbacks kCallbacks{on_alloc, on_client_read, on_backend_read};
 
     uv_loop_t loop_{};
     uv_tcp_t client_{};
