@@ -141,7 +141,9 @@ bool Control::write_pidfile() {
     f << getpid() << "\n";
     f.close();
     if (f) return true;
-    log_error("pidfile_failed").kv("path", pidfile_).kv("error", errno ? std::strerror(errno) : "write failed");
+    // Not unlinked: the path may name something that is not ours to remove.
+    int err = errno;
+    log_error("pidfile_failed").kv("path", pidfile_).kv("error", err ? std::strerror(err) : "write failed");
     return false;
 }
 
