@@ -56,9 +56,7 @@ struct Conn : Entry {
 };
 
 volatile sig_atomic_t g_stop = 0;
-void on_signal(int) {
-    g_stop = 1;
-}
+void on_signal(int) { g_stop = 1; }
 
 class Backend {
 public:
@@ -179,17 +177,10 @@ private:
             if (c->hello_pos < hello_.size()) return;
             ++counters_[static_cast<int>(c->mode)].hello_ok;
             switch (c->mode) {
-                case Mode::Rate:
-                    c->to_send = opt_.reply_bytes;
-                    break;
-                case Mode::Stream:
-                    c->to_send = opt_.stream_bytes;
-                    break;
-                case Mode::Idle:
-                    c->to_send = 1;
-                    break;
-                case Mode::PingPong:
-                    break;
+                case Mode::Rate: c->to_send = opt_.reply_bytes; break;
+                case Mode::Stream: c->to_send = opt_.stream_bytes; break;
+                case Mode::Idle: c->to_send = 1; break;
+                case Mode::PingPong: break;
             }
         }
         if (c->mode == Mode::PingPong && static_cast<size_t>(n) > off)

@@ -51,18 +51,20 @@ public:
         uv_timer_init(loop_, &timer_);
         timer_.data = this;
         ++open_;
-        uv_timer_start(&timer_, [](uv_timer_t* t) noexcept { static_cast<Conn*>(t->data)->fail("timed out"); },
-                       timeout_ms, 0);
+        uv_timer_start(
+            &timer_, [](uv_timer_t* t) noexcept { static_cast<Conn*>(t->data)->fail("timed out"); }, timeout_ms, 0);
         if (cancel_ && cancel_->cancelled()) early_error = "cancelled";
         if (!early_error.empty()) return fail(std::move(early_error), false);
         if (cancel_) cancel_->set_hook([this] { fail("cancelled", false); });
         // SNI only for names; certificate checks against the name or the IP literal.
-        bool is_ip = url_.host.find(':') != std::string::npos ||
-                     url_.host.find_first_not_of("0123456789.") == std::string::npos;
+        bool is_ip =
+            url_.host.find(':') != std::string::npos || url_.host.find_first_not_of("0123456789.") == std::string::npos;
         if (!is_ip) SSL_set_tlsext_host_name(ssl_, url_.host.c_str());
         X509_VERIFY_PARAM* vp = SSL_get0_param(ssl_);
-        if (is_ip) X509_VERIFY_PARAM_set1_ip_asc(vp, url_.host.c_str());
-        else X509_VERIFY_PARAM_set1_host(vp, url_.host.c_str(), 0);
+        if (is_ip)
+            X509_VERIFY_PARAM_set1_ip_asc(vp, url_.host.c_str());
+        else
+            X509_VERIFY_PARAM_set1_host(vp, url_.host.c_str(), 0);
         SSL_set_verify(ssl_, SSL_VERIFY_PEER, nullptr);
 
         addrinfo hints{};
@@ -111,7 +113,8 @@ private:
     // The handle of a failed attempt is closed before the next uses the same memory.
     void connect_failed(int status) {
         bool v6 = url_.host.find(':') != std::string::npos;
-        last_connect_error_ = "connect to " + (v6 ? "[" + url_.host + "]" : url_.host) + ":" + url_.port + ": " + uv_strerror(status);
+        last_connect_error_ =
+            "connect to " + (v6 ? "[" + url_.host + "]" : url_.host) + ":" + url_.port + ": " + uv_strerror(status);
         if (!next_addr_) return fail(last_connect_error_);
         uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), [](uv_handle_t* h) noexcept {
             auto* c = static_cast<Conn*>(h->data);
@@ -147,7 +150,8 @@ private:
                 llhttp_finish(&c->parser_);
                 if (c->complete_) return c->succeed();
             }
-            return c->fail(n == UV_EOF ? "connection closed before a complete response" : uv_strerror(static_cast<int>(n)));
+            return c->fail(n == UV_EOF ? "connection closed before a complete response"
+                                       : uv_strerror(static_cast<int>(n)));
         }
         BIO_write(c->rbio_, buf->base, static_cast<int>(n));
         c->drive();
@@ -162,8 +166,9 @@ private:
                 flush();
                 if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return;
                 long v = SSL_get_verify_result(ssl_);
-                std::string why = v != X509_V_OK ? std::string("certificate verify failed: ") + X509_verify_cert_error_string(v)
-                                                 : ssl_error_string();
+                std::string why = v != X509_V_OK
+                                      ? std::string("certificate verify failed: ") + X509_verify_cert_error_string(v)
+                                      : ssl_error_string();
                 return fail("TLS handshake with " + url_.host + ": " + why);
             }
             handshaken_ = true;
@@ -176,10 +181,12 @@ private:
                                "User-Agent: sniroute-acme/0.1\r\nConnection: close\r\n";
             if (!req_.accept.empty()) head += "Accept: " + req_.accept + "\r\n";
             if (!req_.content_type.empty()) head += "Content-Type: " + req_.content_type + "\r\n";
-            if (req_.method != "GET" && req_.method != "HEAD") head += "Content-Length: " + std::to_string(req_.body.size()) + "\r\n";
+            if (req_.method != "GET" && req_.method != "HEAD")
+                head += "Content-Length: " + std::to_string(req_.body.size()) + "\r\n";
             head += "\r\n";
             head += req_.body;
-            if (SSL_write(ssl_, head.data(), static_cast<int>(head.size())) <= 0) return fail("TLS write: " + ssl_error_string());
+            if (SSL_write(ssl_, head.data(), static_cast<int>(head.size())) <= 0)
+                return fail("TLS write: " + ssl_error_string());
             sent_ = true;
         }
         char buf[16 * 1024];
@@ -188,7 +195,8 @@ private:
             if (r <= 0) {
                 int e = SSL_get_error(ssl_, r);
                 if (e == SSL_ERROR_ZERO_RETURN) break;
-                if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) return fail("TLS read: " + ssl_error_string());
+                if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+                    return fail("TLS read: " + ssl_error_string());
                 break;
             }
             llhttp_errno_t err = llhttp_execute(&parser_, buf, static_cast<size_t>(r));
@@ -216,9 +224,8 @@ private:
             w->data.resize(static_cast<size_t>(n));
             uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
             w->req.data = w;
-            if (!tcp_open_ || uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1, [](uv_write_t* r, int) noexcept {
-                    delete static_cast<W*>(r->data);
-                }) != 0) {
+            if (!tcp_open_ || uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1,
+                                       [](uv_write_t* r, int) noexcept { delete static_cast<W*>(r->data); }) != 0) {
                 delete w;
                 return;
             }
@@ -389,7 +396,8 @@ bool parse_https_url(std::string_view url, Url& out) {
         out.host = std::string(authority.substr(0, colon));
         out.port = colon == std::string_view::npos ? "443" : std::string(authority.substr(colon + 1));
     }
-    if (out.host.empty() || out.port.empty() || out.port.find_first_not_of("0123456789") != std::string::npos) return false;
+    if (out.host.empty() || out.port.empty() || out.port.find_first_not_of("0123456789") != std::string::npos)
+        return false;
     return true;
 }
 

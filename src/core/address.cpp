@@ -61,8 +61,10 @@ std::optional<SocketAddress> SocketAddress::from_ip(const std::string& ip, uint1
 
 SocketAddress SocketAddress::from(const sockaddr* sa) {
     SocketAddress a;
-    if (sa->sa_family == AF_INET) std::memcpy(&a.ss, sa, sizeof(sockaddr_in));
-    else if (sa->sa_family == AF_INET6) std::memcpy(&a.ss, sa, sizeof(sockaddr_in6));
+    if (sa->sa_family == AF_INET)
+        std::memcpy(&a.ss, sa, sizeof(sockaddr_in));
+    else if (sa->sa_family == AF_INET6)
+        std::memcpy(&a.ss, sa, sizeof(sockaddr_in6));
     return a;
 }
 

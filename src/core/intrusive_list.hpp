@@ -39,8 +39,10 @@ public:
     void remove(T* e) {
         Hook& h = *e;
         if (!h.linked_) return;
-        if (h.prev_) static_cast<Hook&>(*h.prev_).next_ = h.next_;
-        else head_ = h.next_;
+        if (h.prev_)
+            static_cast<Hook&>(*h.prev_).next_ = h.next_;
+        else
+            head_ = h.next_;
         if (h.next_) static_cast<Hook&>(*h.next_).prev_ = h.prev_;
         h.prev_ = h.next_ = nullptr;
         h.linked_ = false;

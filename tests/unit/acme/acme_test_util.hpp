@@ -69,7 +69,8 @@ inline std::optional<std::string> raw_to_der(std::string_view raw) {
     size_t half = raw.size() / 2;
     const auto* p = reinterpret_cast<const unsigned char*>(raw.data());
     ECDSA_SIG* sig = ECDSA_SIG_new();
-    ECDSA_SIG_set0(sig, BN_bin2bn(p, static_cast<int>(half), nullptr), BN_bin2bn(p + half, static_cast<int>(half), nullptr));
+    ECDSA_SIG_set0(sig, BN_bin2bn(p, static_cast<int>(half), nullptr),
+                   BN_bin2bn(p + half, static_cast<int>(half), nullptr));
     unsigned char* der = nullptr;
     int len = i2d_ECDSA_SIG(sig, &der);
     ECDSA_SIG_free(sig);

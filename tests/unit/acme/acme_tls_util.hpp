@@ -47,7 +47,8 @@ inline std::string make_cert(const sniroute::acme::Key& key, const CertFields& f
     ASN1_TIME_set(X509_getm_notBefore(x), static_cast<time_t>(f.not_before));
     ASN1_TIME_set(X509_getm_notAfter(x), static_cast<time_t>(f.not_after));
     X509_NAME* name = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(f.cn.c_str()), -1, -1, 0);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(f.cn.c_str()), -1, -1,
+                               0);
     X509_set_issuer_name(x, name);
     X509_set_pubkey(x, key.pkey());
     if (!f.dns.empty()) {

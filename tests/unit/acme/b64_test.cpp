@@ -15,8 +15,9 @@ TEST_CASE("b64url: RFC 4648 section 10 vectors, without the padding") {
     struct Vector {
         std::string plain, encoded;
     };
-    const std::vector<Vector> vectors = {{"", ""},           {"f", "Zg"},         {"fo", "Zm8"},       {"foo", "Zm9v"},
-                                         {"foob", "Zm9vYg"}, {"fooba", "Zm9vYmE"}, {"foobar", "Zm9vYmFy"}};
+    const std::vector<Vector> vectors = {
+        {"", ""},           {"f", "Zg"},          {"fo", "Zm8"},         {"foo", "Zm9v"},
+        {"foob", "Zm9vYg"}, {"fooba", "Zm9vYmE"}, {"foobar", "Zm9vYmFy"}};
     for (const auto& v : vectors) {
         CAPTURE(v.plain);
         CHECK(b64url_encode(v.plain) == v.encoded);
@@ -51,21 +52,21 @@ TEST_CASE("b64url: round trips every byte value and every tail length") {
 
 TEST_CASE("b64url: decode rejects padding, other alphabets, whitespace and impossible lengths") {
     const std::vector<std::string> bad = {
-        "Zg==",            // padded
-        "Zg=",             // partly padded
-        "Zm9v=",           // padding after a whole group
-        "=",               // padding alone
-        "Z",               // 4n+1 characters cannot be produced by an encoder
-        "Zm9vY",           // same, after a whole group
-        "+/8",             // standard base64 alphabet
-        "Zm9v Zg",         // inner space
-        "Zm9v\n",          // trailing newline
-        " Zm9v",           // leading space
-        "Zm9v!",           // punctuation
-        "Zh",              // leftover bits not zero: "Zg" is the only spelling of "f"
-        "Zm9",             // leftover bits not zero: "Zm8" is the only spelling of "fo"
+        "Zg==",                   // padded
+        "Zg=",                    // partly padded
+        "Zm9v=",                  // padding after a whole group
+        "=",                      // padding alone
+        "Z",                      // 4n+1 characters cannot be produced by an encoder
+        "Zm9vY",                  // same, after a whole group
+        "+/8",                    // standard base64 alphabet
+        "Zm9v Zg",                // inner space
+        "Zm9v\n",                 // trailing newline
+        " Zm9v",                  // leading space
+        "Zm9v!",                  // punctuation
+        "Zh",                     // leftover bits not zero: "Zg" is the only spelling of "f"
+        "Zm9",                    // leftover bits not zero: "Zm8" is the only spelling of "fo"
         std::string("Zm\0v", 4),  // NUL
-        "Zm\xc3\xa9v",     // non-ASCII
+        "Zm\xc3\xa9v",            // non-ASCII
     };
     for (const auto& s : bad) {
         CAPTURE(s);

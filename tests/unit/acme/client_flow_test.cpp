@@ -47,7 +47,8 @@ std::string issue_for_csr(const std::string& csr_der, const Key& ca_key) {
     X509_gmtime_adj(X509_getm_notBefore(x), 0);
     X509_gmtime_adj(X509_getm_notAfter(x), 90 * 86400);
     X509_NAME* issuer = X509_get_issuer_name(x);
-    X509_NAME_add_entry_by_txt(issuer, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>("Fake CA"), -1, -1, 0);
+    X509_NAME_add_entry_by_txt(issuer, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>("Fake CA"), -1, -1,
+                               0);
     X509_set_pubkey(x, X509_REQ_get0_pubkey(req));
     STACK_OF(X509_EXTENSION)* exts = X509_REQ_get_extensions(req);
     for (int i = 0; i < sk_X509_EXTENSION_num(exts); ++i) X509_add_ext(x, sk_X509_EXTENSION_value(exts, i), -1);
@@ -67,7 +68,7 @@ struct FakeCa {
     sniroute::http::MemoryTokenStore* tokens = nullptr;
     std::string thumbprint;
     int nonce = 0;
-    bool refuse_replaces = false;  // answer an order with "replaces" as RFC 9773 alreadyReplaced
+    bool refuse_replaces = false;       // answer an order with "replaces" as RFC 9773 alreadyReplaced
     std::string authz_after = "valid";  // the authorization's status once its challenge is answered
     int acct_posts = 0, authz_posts = 0, order_posts = 0;
     std::vector<std::string> log;     // "METHOD /path" per request
@@ -75,9 +76,10 @@ struct FakeCa {
     json order_request;
     std::string chain;
 
-    static std::string response(int status, const std::string& reason, const std::string& headers, const std::string& body) {
-        return "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\n" + headers + "Content-Length: " +
-               std::to_string(body.size()) + "\r\n\r\n" + body;
+    static std::string response(int status, const std::string& reason, const std::string& headers,
+                                const std::string& body) {
+        return "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\n" + headers +
+               "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
     }
     std::string fresh_nonce() { return "Replay-Nonce: nonce-" + std::to_string(++nonce) + "\r\n"; }
 
@@ -107,7 +109,9 @@ struct FakeCa {
         log.push_back(method + " " + path);
         const std::string json_ct = "Content-Type: application/json\r\n";
         if (method == "GET" && path == "/dir") {
-            json d = {{"newNonce", base + "/nonce"}, {"newAccount", base + "/acct"}, {"newOrder", base + "/order"},
+            json d = {{"newNonce", base + "/nonce"},
+                      {"newAccount", base + "/acct"},
+                      {"newOrder", base + "/order"},
                       {"renewalInfo", base + "/ari/"}};
             return response(200, "OK", json_ct, d.dump());
         }
@@ -127,14 +131,16 @@ struct FakeCa {
             json p = json::parse(*payload, nullptr, false);
             if (!p.value("termsOfServiceAgreed", false)) errors.push_back("ToS not agreed");
             if (p["contact"] != json::array({"mailto:ops@example.com"})) errors.push_back("contact missing");
-            return response(201, "Created", fresh_nonce() + json_ct + "Location: " + base + "/acct/1\r\n", R"({"status":"valid"})");
+            return response(201, "Created", fresh_nonce() + json_ct + "Location: " + base + "/acct/1\r\n",
+                            R"({"status":"valid"})");
         }
         if (path == "/order") {
             order_request = json::parse(*payload, nullptr, false);
             if (refuse_replaces && order_request.contains("replaces"))
                 return response(409, "Conflict", fresh_nonce() + "Content-Type: application/problem+json\r\n",
                                 R"({"type":"urn:ietf:params:acme:error:alreadyReplaced","detail":"replaced"})");
-            json o = {{"status", "pending"}, {"authorizations", {base + "/authz/1"}}, {"finalize", base + "/finalize/1"}};
+            json o = {
+                {"status", "pending"}, {"authorizations", {base + "/authz/1"}}, {"finalize", base + "/finalize/1"}};
             return response(201, "Created", fresh_nonce() + json_ct + "Location: " + base + "/order/1\r\n", o.dump());
         }
         if (path == "/authz/1") {
@@ -163,12 +169,15 @@ struct FakeCa {
         if (path == "/finalize/1") {
             json p = json::parse(*payload, nullptr, false);
             auto csr = b64url_decode(p.value("csr", ""));
-            if (!csr) errors.push_back("csr is not base64url");
-            else chain = issue_for_csr(*csr, *ca_key);
+            if (!csr)
+                errors.push_back("csr is not base64url");
+            else
+                chain = issue_for_csr(*csr, *ca_key);
             return response(200, "OK", fresh_nonce() + json_ct, R"({"status":"processing"})");
         }
         if (path == "/cert/1") {
-            if (req.find("Accept: application/pem-certificate-chain\r\n") == std::string::npos) errors.push_back("no PEM Accept");
+            if (req.find("Accept: application/pem-certificate-chain\r\n") == std::string::npos)
+                errors.push_back("no PEM Accept");
             return response(200, "OK", fresh_nonce() + "Content-Type: application/pem-certificate-chain\r\n", chain);
         }
         return response(404, "Not Found", fresh_nonce(), "");
@@ -179,7 +188,9 @@ Task<void> issue_flow(Client* c, std::vector<std::string> domains, std::string r
     *out = co_await c->issue(std::move(domains), KeyType::EcdsaP256, std::move(replaces));
 }
 
-Task<void> ari_flow(Client* c, std::string id, std::optional<RenewalWindow>* out) { *out = co_await c->renewal_info(std::move(id)); }
+Task<void> ari_flow(Client* c, std::string id, std::optional<RenewalWindow>* out) {
+    *out = co_await c->renewal_info(std::move(id));
+}
 
 struct Setup {
     Key tls_key = Key::generate(KeyType::EcdsaP256);
@@ -273,7 +284,7 @@ TEST_CASE("issue: the whole RFC 8555 exchange against a strict scripted CA") {
         CHECK(sniroute::acme::key_matches_cert(*key, issued.chain_pem));
         CHECK_FALSE(s.tokens.key_authorization(kToken).has_value());  // removed once authorized
     }
-    }
+}
 
 // RFC 8555 7.1.6: "deactivated", "expired" and "revoked" are final states of an authorization,
 // as "invalid" is; polling on cannot make it valid, so the order fails at once.
@@ -303,7 +314,8 @@ TEST_CASE("renewal_info: the suggested window, offsets and fractions applied") {
     Setup s;
     auto ca = std::make_shared<FakeCa>();
     ca->account = &*s.account_copy;
-    acme_test::TlsTestServer server({s.cert_pem, &s.tls_key, 0, 2, [ca](const std::string& req) { return (*ca)(req); }});
+    acme_test::TlsTestServer server(
+        {s.cert_pem, &s.tls_key, 0, 2, [ca](const std::string& req) { return (*ca)(req); }});
     ca->base = "https://localhost:" + std::to_string(server.port());
     sniroute::acme::TlsClientContext tls(s.bundle);
     std::unique_ptr<Client> client;
@@ -319,4 +331,4 @@ TEST_CASE("renewal_info: the suggested window, offsets and fractions applied") {
     CHECK(ca->log == std::vector<std::string>{"GET /dir", "GET /ari/aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE"});
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("acme.client")

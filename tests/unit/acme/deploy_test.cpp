@@ -114,4 +114,4 @@ TEST_CASE("cancellation kills a running command and is not a timeout") {
     CHECK(r.took < std::chrono::seconds(3));
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("acme.deploy")

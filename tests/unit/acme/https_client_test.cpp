@@ -68,7 +68,9 @@ Outcome fetch(const TlsClientContext& ctx, HttpRequest req, uint64_t timeout_ms 
     return out;
 }
 
-std::string url(uint16_t port, const std::string& path = "/") { return "https://localhost:" + std::to_string(port) + path; }
+std::string url(uint16_t port, const std::string& path = "/") {
+    return "https://localhost:" + std::to_string(port) + path;
+}
 
 }  // namespace
 
@@ -77,9 +79,10 @@ TEST_SUITE("acme.https_client") {
 TEST_CASE("GET: the request on the wire, and a Content-Length response with lower-cased headers") {
     Pki pki("localhost");
     acme_test::TlsTestServer server({pki.cert_pem, &pki.key, 0, 1, [](const std::string&) {
-                                         return std::string("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                                                            "Replay-Nonce: abc-123\r\nContent-Length: 13\r\n\r\n"
-                                                            "{\"new\":\"x\"}\r\n");
+                                         return std::string(
+                                             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                             "Replay-Nonce: abc-123\r\nContent-Length: 13\r\n\r\n"
+                                             "{\"new\":\"x\"}\r\n");
                                      }});
     TlsClientContext ctx(pki.bundle);
     // "localhost" may resolve to ::1 first, where nobody listens: the next address is tried.
@@ -100,9 +103,10 @@ TEST_CASE("GET: the request on the wire, and a Content-Length response with lowe
 TEST_CASE("POST: body and Content-Type sent; a chunked response is reassembled") {
     Pki pki("localhost");
     acme_test::TlsTestServer server({pki.cert_pem, &pki.key, 0, 1, [](const std::string&) {
-                                         return std::string("HTTP/1.1 201 Created\r\nLocation: https://x/acct/1\r\n"
-                                                            "Transfer-Encoding: chunked\r\n\r\n"
-                                                            "5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n");
+                                         return std::string(
+                                             "HTTP/1.1 201 Created\r\nLocation: https://x/acct/1\r\n"
+                                             "Transfer-Encoding: chunked\r\n\r\n"
+                                             "5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n");
                                      }});
     TlsClientContext ctx(pki.bundle);
     Outcome o = fetch(ctx, {"POST", url(server.port(), "/new-acct"), "{\"a\":1}", "application/jose+json", ""});
@@ -121,7 +125,8 @@ TEST_CASE("HEAD ignores Content-Length; a body without length ends at EOF") {
     Pki pki("localhost");
     {
         acme_test::TlsTestServer server({pki.cert_pem, &pki.key, 0, 1, [](const std::string&) {
-                                             return std::string("HTTP/1.1 200 OK\r\nReplay-Nonce: n1\r\nContent-Length: 99\r\n\r\n");
+                                             return std::string(
+                                                 "HTTP/1.1 200 OK\r\nReplay-Nonce: n1\r\nContent-Length: 99\r\n\r\n");
                                          }});
         TlsClientContext ctx(pki.bundle);
         Outcome o = fetch(ctx, {"HEAD", url(server.port(), "/nonce"), "", "", ""});
@@ -131,9 +136,10 @@ TEST_CASE("HEAD ignores Content-Length; a body without length ends at EOF") {
         CHECK(o.response.body.empty());
     }
     {
-        acme_test::TlsTestServer server({pki.cert_pem, &pki.key, 0, 1, [](const std::string&) {
-                                             return std::string("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n-----BEGIN CERTIFICATE-----\n");
-                                         }});
+        acme_test::TlsTestServer server(
+            {pki.cert_pem, &pki.key, 0, 1, [](const std::string&) {
+                 return std::string("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n-----BEGIN CERTIFICATE-----\n");
+             }});
         TlsClientContext ctx(pki.bundle);
         Outcome o = fetch(ctx, {"GET", url(server.port(), "/cert"), "", "", ""});
         CHECK(o.error == "");
@@ -145,13 +151,15 @@ TEST_CASE("certificate verification: an untrusted or misnamed certificate fails"
     Pki pki("localhost");
     Pki other("acme.example");
     {
-        acme_test::TlsTestServer server({pki.cert_pem, &pki.key, 0, 1, [](const std::string&) { return std::string(); }});
+        acme_test::TlsTestServer server(
+            {pki.cert_pem, &pki.key, 0, 1, [](const std::string&) { return std::string(); }});
         TlsClientContext ctx(other.bundle);  // trusts another certificate only
         Outcome o = fetch(ctx, {"GET", url(server.port()), "", "", ""});
         CHECK(o.error.find("certificate verify failed") != std::string::npos);
     }
     {
-        acme_test::TlsTestServer server({other.cert_pem, &other.key, 0, 1, [](const std::string&) { return std::string(); }});
+        acme_test::TlsTestServer server(
+            {other.cert_pem, &other.key, 0, 1, [](const std::string&) { return std::string(); }});
         TlsClientContext ctx(other.bundle);  // trusted, but issued for acme.example, not localhost
         Outcome o = fetch(ctx, {"GET", url(server.port()), "", "", ""});
         CHECK(o.error.find("certificate verify failed") != std::string::npos);
@@ -211,12 +219,11 @@ TEST_CASE("a malformed or truncated response is an error, not a hang") {
         CHECK(o.error.ends_with("/: connection closed before a complete response"));
     }
     {
-        acme_test::TlsTestServer server({pki.cert_pem, &pki.key, 0, 1, [](const std::string&) {
-                                             return std::string("SPDY/9 banana\r\n\r\n");
-                                         }});
+        acme_test::TlsTestServer server(
+            {pki.cert_pem, &pki.key, 0, 1, [](const std::string&) { return std::string("SPDY/9 banana\r\n\r\n"); }});
         Outcome o = fetch(ctx, {"GET", url(server.port()), "", "", ""});
         CHECK(o.error.find(": bad HTTP response: ") != std::string::npos);
     }
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("acme.https_client")

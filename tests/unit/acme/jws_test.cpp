@@ -77,7 +77,8 @@ TEST_CASE("jws: POST-as-GET has an empty payload and \"{}\" encodes to e30") {
 
 TEST_CASE("jws: newAccount carries the public JWK instead of a kid") {
     Key key = Key::generate(KeyType::EcdsaP256);
-    Decoded d = decode(jws(key, {{"nonce", "n"}, {"url", kUrl}, {"jwk", key.jwk()}}, R"({"termsOfServiceAgreed":true})"));
+    Decoded d =
+        decode(jws(key, {{"nonce", "n"}, {"url", kUrl}, {"jwk", key.jwk()}}, R"({"termsOfServiceAgreed":true})"));
     CHECK(d.header["jwk"] == key.jwk());
     CHECK_FALSE(d.header.contains("kid"));
     CHECK(d.header["alg"] == "ES256");
@@ -127,8 +128,8 @@ TEST_CASE("eab_jws: fixed vector and an independent HMAC-SHA256") {
     std::string input = eab["protected"].get<std::string>() + "." + eab["payload"].get<std::string>();
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int mac_len = 0;
-    HMAC(EVP_sha256(), raw_key.data(), static_cast<int>(raw_key.size()), reinterpret_cast<const unsigned char*>(input.data()),
-         input.size(), mac, &mac_len);
+    HMAC(EVP_sha256(), raw_key.data(), static_cast<int>(raw_key.size()),
+         reinterpret_cast<const unsigned char*>(input.data()), input.size(), mac, &mac_len);
     CHECK(eab["signature"] == acme_test::ref_b64url(std::string(reinterpret_cast<char*>(mac), mac_len)));
 }
 

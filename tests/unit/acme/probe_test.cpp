@@ -35,7 +35,6 @@ SocketAddress addr(const std::string& text) {
     return *a;
 }
 
-
 // imaps (tls, routes mail.example.com to dovecot, default webmail), smtp (tcp), http (http),
 // submissions (tls, only a *.example.org route), and a TLS listener with no bind address.
 config::Config sample_config() {
@@ -103,11 +102,13 @@ TEST_CASE("format_date and describe_stale") {
     r.target.port = 993;
     r.target.backend = "dovecot";
     r.error = "127.0.0.1:10993: connect timeout";
-    CHECK(describe_stale(r) == "dovecot on :993 (listener imaps) could not be checked: 127.0.0.1:10993: connect timeout");
+    CHECK(describe_stale(r) ==
+          "dovecot on :993 (listener imaps) could not be checked: 127.0.0.1:10993: connect timeout");
     r.leaf.emplace();
     r.leaf->not_after = 1772323200;  // 2026-03-01
     r.leaf->serial_hex = "0a1b";
-    CHECK(describe_stale(r) == "dovecot on :993 (listener imaps) still serves the certificate expiring 2026-03-01 (serial 0a1b)");
+    CHECK(describe_stale(r) ==
+          "dovecot on :993 (listener imaps) still serves the certificate expiring 2026-03-01 (serial 0a1b)");
 }
 
 TEST_CASE("probe: reads the served leaf with the right SNI, after fail-over from a dead server") {
@@ -122,7 +123,8 @@ TEST_CASE("probe: reads the served leaf with the right SNI, after fail-over from
     t.port = 993;
     t.backend = "dovecot";
     t.sni = "mail.example.com";
-    t.servers = {addr("127.0.0.1:" + std::to_string(acme_test::dead_port())), addr("127.0.0.1:" + std::to_string(server.port()))};
+    t.servers = {addr("127.0.0.1:" + std::to_string(acme_test::dead_port())),
+                 addr("127.0.0.1:" + std::to_string(server.port()))};
     ProbeResult r = probe(t, 5000);
     CHECK(r.error == "");
     CHECK(r.server == "127.0.0.1:" + std::to_string(server.port()));
@@ -141,12 +143,14 @@ TEST_CASE("probe: sends a PROXY v1 UNKNOWN or v2 LOCAL header first when the bac
         config::ProxyProtocol pp;
         std::string header;
     };
-    const std::string v2_local("\r\n\r\n\0\r\nQUIT\n"  // signature
-                               "\x20"                  // version 2, command LOCAL
-                               "\x00"                  // AF_UNSPEC, UNSPEC
-                               "\x00\x00",             // no addresses
-                               16);
-    for (const Case& c : {Case{config::ProxyProtocol::V1, "PROXY UNKNOWN\r\n"}, Case{config::ProxyProtocol::V2, v2_local}}) {
+    const std::string v2_local(
+        "\r\n\r\n\0\r\nQUIT\n"  // signature
+        "\x20"                  // version 2, command LOCAL
+        "\x00"                  // AF_UNSPEC, UNSPEC
+        "\x00\x00",             // no addresses
+        16);
+    for (const Case& c :
+         {Case{config::ProxyProtocol::V1, "PROXY UNKNOWN\r\n"}, Case{config::ProxyProtocol::V2, v2_local}}) {
         acme_test::TlsTestServer server({pem, &key, c.header.size(), 1, nullptr});
         ProbeTarget t;
         t.sni = "mail.example.com";
@@ -202,8 +206,8 @@ TEST_CASE("certs check: the exit code counts time left in seconds, and an expire
         std::string days;
         int rc;
     };
-    for (const Case& c : {Case{now - 3600, "0", 1}, Case{now - 3600, "-5", 2} /* not a number of days: usage error */, Case{now + 10 * 86400 + 43200, "10", 0},
-                          Case{now + 10 * 86400 + 43200, "11", 1}}) {
+    for (const Case& c : {Case{now - 3600, "0", 1}, Case{now - 3600, "-5", 2} /* not a number of days: usage error */,
+                          Case{now + 10 * 86400 + 43200, "10", 0}, Case{now + 10 * 86400 + 43200, "11", 1}}) {
         CAPTURE(c.not_after - now);
         CAPTURE(c.days);
         acme_test::CertFields f;
@@ -221,4 +225,4 @@ TEST_CASE("certs check: the exit code counts time left in seconds, and an expire
     }
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("acme.probe")

@@ -31,9 +31,7 @@ mode_t mode_of(const std::string& path) {
     return st.st_mode & 07777;
 }
 
-void put(const std::string& path, const std::string& text) {
-    std::ofstream(path, std::ios::binary) << text;
-}
+void put(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
 
 std::string contents(const std::string& path) { return read_file(path, 1 << 20).value_or("<missing>"); }
 
@@ -112,7 +110,9 @@ TEST_CASE("write_file_atomic: a process killed mid-write leaves the old file and
     pid_t pid = ::fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
-        struct rlimit no_core {0, 0}, small {4096, 4096};
+        struct rlimit no_core {
+            0, 0
+        }, small{4096, 4096};
         ::setrlimit(RLIMIT_CORE, &no_core);
         ::setrlimit(RLIMIT_FSIZE, &small);
         ::signal(SIGXFSZ, SIG_DFL);

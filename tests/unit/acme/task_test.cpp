@@ -143,4 +143,4 @@ TEST_CASE("Canceller ends a pending Sleep at once, and reset re-arms it") {
     CHECK(took < std::chrono::milliseconds(75));
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("acme.task")

@@ -20,7 +20,6 @@ std::string round_trip(std::string_view text) {
     return a ? a->to_string() : "(rejected)";
 }
 
-
 }  // namespace
 
 TEST_SUITE("core.address") {
@@ -66,11 +65,11 @@ TEST_CASE("anything but a numeric address with a port is rejected") {
     const std::vector<std::string> bad = {
         "",
         ":",
-        ":443",                 // no host
-        "127.0.0.1",            // no port
-        "127.0.0.1:",           // empty port
-        "127.0.0.1:0",          // port 0 cannot be dialed or bound on purpose
-        "127.0.0.1:65536",      // port out of range
+        ":443",             // no host
+        "127.0.0.1",        // no port
+        "127.0.0.1:",       // empty port
+        "127.0.0.1:0",      // port 0 cannot be dialed or bound on purpose
+        "127.0.0.1:65536",  // port out of range
         "127.0.0.1:99999999999999999999",
         "127.0.0.1:-1",
         "127.0.0.1:+80",
@@ -79,23 +78,23 @@ TEST_CASE("anything but a numeric address with a port is rejected") {
         " 127.0.0.1:80",
         "127.0.0.1:80a",
         "127.0.0.1:0x50",
-        "127.1:80",             // inet_aton shorthand is not accepted
+        "127.1:80",  // inet_aton shorthand is not accepted
         "1.2.3.4.5:80",
         "256.0.0.1:80",
-        "01.2.3.4:80",          // leading zeros could mean octal to some readers
-        "localhost:443",        // names are never resolved
+        "01.2.3.4:80",    // leading zeros could mean octal to some readers
+        "localhost:443",  // names are never resolved
         "example.com:443",
-        "::1:443",              // IPv6 without brackets
+        "::1:443",  // IPv6 without brackets
         "::1",
-        "[::1]",                // no port
+        "[::1]",  // no port
         "[::1]:",
         "[::1]443",
         "[::1]:0",
         "[::1:443",
         "::1]:443",
         "[]:443",
-        "[127.0.0.1]:443",      // brackets are for IPv6 only
-        "[fe80::1%eth0]:443",   // zone ids are not supported
+        "[127.0.0.1]:443",     // brackets are for IPv6 only
+        "[fe80::1%eth0]:443",  // zone ids are not supported
         "[::1]:443:1",
         "1.2.3.4:80:90",
     };
@@ -142,7 +141,7 @@ TEST_CASE("from_ip takes a bare numeric address of either family and any port") 
     }
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("core.address")
 
 // Regression: the host part went to inet_pton as a C string, so it ended at an embedded NUL.
 TEST_SUITE("core.regressions") {
@@ -152,4 +151,4 @@ TEST_CASE("SocketAddress::parse rejects an embedded NUL") {
     CHECK(round_trip(std::string_view("[::1\0junk]:443", 14)) == "(rejected)");
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("core.regressions")

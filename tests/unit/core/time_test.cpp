@@ -38,10 +38,10 @@ TEST_CASE("durations: units, sums and limits") {
         {"1m30s", 90'000},
         {"1h1m1s1ms", 3'661'001},
         {"1s500ms", 1'500},
-        {"500ms1s", 1'500},                    // any order
-        {"1s1s", 2'000},                       // repeated units add up
+        {"500ms1s", 1'500},  // any order
+        {"1s1s", 2'000},     // repeated units add up
         {"007s", 7'000},
-        {"366d", 366ll * 86'400'000},          // the largest duration accepted
+        {"366d", 366ll * 86'400'000},  // the largest duration accepted
         {"365d24h", 366ll * 86'400'000},
         {"8784h", 366ll * 86'400'000},
         {"31622400000ms", 366ll * 86'400'000},
@@ -55,7 +55,7 @@ TEST_CASE("durations: units, sums and limits") {
 TEST_CASE("durations that are not understood are rejected") {
     const std::vector<std::string> bad = {
         "",
-        "5",           // a unit is required
+        "5",  // a unit is required
         "s",
         "ms",
         "5 s",
@@ -64,13 +64,13 @@ TEST_CASE("durations that are not understood are rejected") {
         "-5s",
         "+5s",
         "1.5s",
-        "5S",          // units are lower case
+        "5S",  // units are lower case
         "1H",
         "5sec",
         "5us",
         "10y",
-        "1m30",        // every number needs its unit
-        "367d",        // more than a year
+        "1m30",  // every number needs its unit
+        "367d",  // more than a year
         "366d1ms",
         "8785h",
         "31622400001ms",
@@ -84,4 +84,4 @@ TEST_CASE("durations that are not understood are rejected") {
     }
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("core.time")
