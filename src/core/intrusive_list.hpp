@@ -14,12 +14,10 @@ class IntrusiveList {
 public:
     class Hook {
         friend class IntrusiveList;
+        // No "linked" flag: an element is linked when it has a predecessor or is the head. A
+        // session pays for every byte of this, for as long as it lives.
         T* prev_ = nullptr;
         T* next_ = nullptr;
-        bool linked_ = false;
-
-    public:
-        bool linked() const { return linked_; }
     };
 
     IntrusiveList() = default;
@@ -32,20 +30,18 @@ public:
         h.next_ = head_;
         if (head_) static_cast<Hook&>(*head_).prev_ = e;
         head_ = e;
-        h.linked_ = true;
         ++size_;
     }
 
     void remove(T* e) {
         Hook& h = *e;
-        if (!h.linked_) return;
+        if (!h.prev_ && head_ != e) return;  // not in this list
         if (h.prev_)
             static_cast<Hook&>(*h.prev_).next_ = h.next_;
         else
             head_ = h.next_;
         if (h.next_) static_cast<Hook&>(*h.next_).prev_ = h.prev_;
         h.prev_ = h.next_ = nullptr;
-        h.linked_ = false;
         --size_;
     }
 

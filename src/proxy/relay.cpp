@@ -35,8 +35,7 @@ void Relay::PendingWrite::Free::operator()(PendingWrite* p) const noexcept {
     ::operator delete(p);
 }
 
-Relay::Relay(RelayOwner& owner, const RelayCallbacks& cbs, uv_tcp_t* client, uv_tcp_t* backend)
-    : owner_(owner), cbs_(cbs) {
+Relay::Relay(RelayOwner& owner, uv_tcp_t* client, uv_tcp_t* backend) : owner_(owner) {
     up_.from = down_.to = client;
     up_.to = down_.from = backend;
     up_.from_side = Side::Client;
@@ -44,8 +43,9 @@ Relay::Relay(RelayOwner& owner, const RelayCallbacks& cbs, uv_tcp_t* client, uv_
 }
 
 bool Relay::start_reading(Direction& d) {
-    uv_read_cb cb = &d == &up_ ? cbs_.on_client_read : cbs_.on_backend_read;
-    d.reading = uv_read_start(as_stream(d.from), cbs_.on_alloc, cb) == 0;
+    const RelayCallbacks& cbs = owner_.relay_callbacks();
+    uv_read_cb cb = &d == &up_ ? cbs.on_client_read : cbs.on_backend_read;
+    d.reading = uv_read_start(as_stream(d.from), cbs.on_alloc, cb) == 0;
     return d.reading;
 }
 

@@ -21,6 +21,15 @@
 
 namespace sniroute::proxy {
 
+// The owner's libuv callbacks for the two sockets. Their handle data stays the owner's, so the
+// owner's read callbacks hand what they read in the relay phase to Relay::on_read(); the relay
+// starts and stops the reads with these. One static table per kind of owner.
+struct RelayCallbacks {
+    uv_alloc_cb on_alloc;
+    uv_read_cb on_client_read;
+    uv_read_cb on_backend_read;
+};
+
 class RelayOwner {
 public:
     // The relay is over: `side` failed, or (Ok) both directions finished. The owner closes the
@@ -33,18 +42,12 @@ public:
     // relay: the loop's pipe pool, and the connection limit that sizes the descriptor budget.
     virtual PipePool& relay_pipes() = 0;
     virtual uint32_t relay_max_connections() const = 0;
+    // The owner's socket callbacks (above), asked whenever a read starts (at the start and after
+    // backpressure, never per read), so that no relay carries a pointer to them.
+    virtual const RelayCallbacks& relay_callbacks() const = 0;
 
 protected:
     ~RelayOwner() = default;
-};
-
-// The owner's libuv callbacks for the two sockets. Their handle data stays the owner's, so the
-// owner's read callbacks hand what they read in the relay phase to Relay::on_read(); the relay
-// starts and stops the reads with these. One static table per kind of owner.
-struct RelayCallbacks {
-    uv_alloc_cb on_alloc;
-    uv_read_cb on_client_read;
-    uv_read_cb on_backend_read;
 };
 
 class Relay {
@@ -87,9 +90,8 @@ public:
         Side to_side() const { return from_side == Side::Client ? Side::Backend : Side::Client; }
     };
 
-    // `client` and `backend` stay the owner's, and so do their callbacks (`cbs`, which must
-    // outlive the relay).
-    Relay(RelayOwner& owner, const RelayCallbacks& cbs, uv_tcp_t* client, uv_tcp_t* backend);
+    // `client` and `backend` stay the owner's, and so do their callbacks.
+    Relay(RelayOwner& owner, uv_tcp_t* client, uv_tcp_t* backend);
     Relay(const Relay&) = delete;
     Relay& operator=(const Relay&) = delete;
 
@@ -141,7 +143,6 @@ private:
     static void on_write(uv_write_t* req, int status) noexcept;
 
     RelayOwner& owner_;
-    const RelayCallbacks& cbs_;
     bool closed_ = false;
     bool owner_waits_ = false;     // relay_handles_closed() is due when closing_handles_ is 0
     uint8_t closing_handles_ = 0;  // at most the four polls of the splice path

@@ -23,7 +23,7 @@ Session::Session(LoopContext& ctx, size_t li)
       li_(li),
       listener_(snap_->listener(li)),
       global_(snap_->config().global),
-      relay_(*this, kRelayCallbacks, &client_, &upstream_) {
+      relay_(*this, &client_, &upstream_) {
     uv_tcp_init(ctx_.loop(), &client_);
     uv_timer_init(ctx_.loop(), &timer_);
     client_.data = timer_.data = upstream_.data = this;

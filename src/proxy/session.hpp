@@ -80,6 +80,7 @@ private:
     void relay_handles_closed() override;
     PipePool& relay_pipes() override { return ctx_.pipes(); }
     uint32_t relay_max_connections() const override { return global_.max_connections; }
+    const RelayCallbacks& relay_callbacks() const override { return kRelayCallbacks; }
     static const RelayCallbacks kRelayCallbacks;
 
     // Answers (session_answer.cpp).

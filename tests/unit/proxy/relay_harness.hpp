@@ -74,7 +74,7 @@ public:
             uv_tcp_nodelay(h, 1);
             h->data = this;
         }
-        relay_ = std::make_unique<Relay>(*this, kCallbacks, &client_, &backend_);
+        relay_ = std::make_unique<Relay>(*this, &client_, &backend_);
         relay_->start(nullptr, 0, 0);
     }
 
@@ -163,6 +163,7 @@ private:
     void relay_handles_closed() override { closed_one(); }
     PipePool& relay_pipes() override { return pipes_; }
     uint32_t relay_max_connections() const override { return 1000; }
+    const RelayCallbacks& relay_callbacks() const override { return kCallbacks; }
 
     // As the session is deleted after its last close callback, the relay goes then: with it
     // the splice path's dups of the sockets, which keep them open until they are closed.
