@@ -18,12 +18,7 @@ constexpr size_t kMaxQueuedAnswers = 64 * 1024;
 const RelayCallbacks Session::kRelayCallbacks = {on_alloc, on_client_read, on_upstream_read};
 
 Session::Session(LoopContext& ctx, size_t li)
-    : ctx_(ctx),
-      snap_(ctx.snapshot()),
-      li_(li),
-      listener_(snap_->listener(li)),
-      global_(snap_->config().global),
-      relay_(*this, &client_, &upstream_) {
+    : ctx_(ctx), snap_(ctx.snapshot()), li_(static_cast<uint32_t>(li)), relay_(*this, &client_, &upstream_) {
     uv_tcp_init(ctx_.loop(), &client_);
     uv_timer_init(ctx_.loop(), &timer_);
     client_.data = timer_.data = upstream_.data = this;
@@ -51,7 +46,7 @@ void Session::accept(LoopContext& ctx, uv_stream_t* server, size_t li, bool node
         s->client_addr_.set(core::SocketAddress::from(reinterpret_cast<sockaddr*>(&ss)));
     // Refuse beyond max_connections without touching established sessions: the new socket is
     // closed before anything is read from it.
-    if (n >= s->global_.max_connections) return s->close(Outcome::Refused, Side::Internal, "max_connections reached");
+    if (n >= s->global().max_connections) return s->close(Outcome::Refused, Side::Internal, "max_connections reached");
     if (!nodelay_inherited) uv_tcp_nodelay(&s->client_, 1);
     s->start();
 }
@@ -59,7 +54,7 @@ void Session::accept(LoopContext& ctx, uv_stream_t* server, size_t li, bool node
 void Session::start() {
     inspector_ = make_first_inspector(env());
     if (!inspector_) return route_and_connect("");
-    arm_timer(global_.inspect_timeout_ms);
+    arm_timer(global().inspect_timeout_ms);
     if (!relay_.start_reading(relay_.up())) close(Outcome::Error, Side::Internal, "read_start failed");
 }
 
@@ -72,9 +67,9 @@ void Session::on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) noexcept {
     // Before the backend is connected, read no more than the head may still grow by, so a
     // client can never make us buffer past the cap.
     if (s->phase_ == Phase::Inspect) {
-        size_t cap =
-            (s->listener_.protocol == config::Protocol::Http ? s->global_.max_http_head : s->global_.max_client_hello) +
-            kMaxProxyHeader;
+        size_t cap = (s->listener().protocol == config::Protocol::Http ? s->global().max_http_head
+                                                                       : s->global().max_client_hello) +
+                     kMaxProxyHeader;
         size_t room = cap > s->head_.size() ? cap - s->head_.size() : 1;
         if (room < buf->len) buf->len = room;
     }
@@ -178,7 +173,7 @@ void Session::inspect() {
                 answer(std::move(v.bytes), v.keep_alive);
                 // The next request on a kept-alive connection gets a fresh deadline, unless an
                 // answer is still being written (then the idle deadline of write_answer() holds).
-                if (v.keep_alive && !writer_->writing) arm_timer(global_.inspect_timeout_ms);
+                if (v.keep_alive && !writer_->writing) arm_timer(global().inspect_timeout_ms);
                 continue;
             case Verdict::Kind::Refuse: return refuse(v.outcome, Side::Client, v.why, v.bytes);
         }
@@ -232,7 +227,7 @@ void Session::connect_next() {
     // for both events, instead of once for the connect and again (ADD, EEXIST, MOD) for reads.
     // libuv completes the connect before it reads, so nothing is read before start_relay().
     relay_.start_reading(relay_.down());
-    arm_timer(global_.connect_timeout_ms);
+    arm_timer(global().connect_timeout_ms);
 }
 
 void Session::on_connect(uv_connect_t* req, int status) noexcept {
@@ -246,7 +241,7 @@ void Session::on_connect(uv_connect_t* req, int status) noexcept {
 
 void Session::connect_failed(const char* why) {
     core::log_warn("backend_attempt_failed")
-        .kv("listener", listener_.name)
+        .kv("listener", listener().name)
         .kv("backend", backend_->name)
         .kv("server", backend_->servers[server_idx_].to_string())
         .kv("error", why);
@@ -271,7 +266,7 @@ void Session::on_upstream_retry_closed(uv_handle_t* h) noexcept {
 void Session::start_relay() {
     phase_ = Phase::Relay;
     uv_tcp_nodelay(&upstream_, 1);
-    arm_timer(global_.idle_timeout_ms);
+    arm_timer(global().idle_timeout_ms);
     // What inspected and answered the head is done with; only the relay runs from here on.
     inspector_.reset();
     writer_.reset();
@@ -305,8 +300,8 @@ void Session::on_timer(uv_timer_t* t) noexcept {
     // checks it when it fires, which saves a timer-heap update per read.
     uint64_t now = uv_now(s->ctx_.loop());
     uint64_t idle = now - s->relay_.last_activity_ms();
-    if (idle >= s->global_.idle_timeout_ms) return s->close(Outcome::Timeout, Side::Client, "idle timeout");
-    s->arm_timer(s->global_.idle_timeout_ms - idle);
+    if (idle >= s->global().idle_timeout_ms) return s->close(Outcome::Timeout, Side::Client, "idle timeout");
+    s->arm_timer(s->global().idle_timeout_ms - idle);
 }
 
 void Session::close(Outcome o, Side side, const char* why) {
@@ -350,13 +345,13 @@ void Session::finish() {
 
 void Session::log_close() {
     bool fine = outcome_ == Outcome::Ok || outcome_ == Outcome::Aborted;
-    if (fine && !global_.access_log) return;
+    if (fine && !global().access_log) return;
     // A connection whose requests were all answered here was logged request by request.
     if (answers_ > 0 && !backend_ && outcome_ == Outcome::Ok) return;
     uint64_t now = uv_now(ctx_.loop());
     auto line = fine ? core::log_info("conn") : core::log_warn("conn");
     line.kv("client", client_addr_.get().to_string())
-        .kv("listener", listener_.name)
+        .kv("listener", listener().name)
         .kv("sni", sni_.empty() ? "-" : sni_)
         .kv("backend", backend_ ? backend_->name : "-")
         .kv("server",

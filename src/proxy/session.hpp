@@ -79,7 +79,7 @@ private:
     void relay_closed(Outcome o, Side side, const char* why) override { close(o, side, why); }
     void relay_handles_closed() override;
     PipePool& relay_pipes() override { return ctx_.pipes(); }
-    uint32_t relay_max_connections() const override { return global_.max_connections; }
+    uint32_t relay_max_connections() const override { return global().max_connections; }
     const RelayCallbacks& relay_callbacks() const override { return kRelayCallbacks; }
     static const RelayCallbacks kRelayCallbacks;
 
@@ -98,13 +98,14 @@ private:
     static void on_close(uv_handle_t* h) noexcept;
     static void on_upstream_retry_closed(uv_handle_t* h) noexcept;
 
+    // The listener and the global settings are looked up through the snapshot rather than kept
+    // as references: a session is the memory an idle connection costs, and every word counts.
+    const config::Listener& listener() const { return snap_->listener(li_); }
+    const config::Global& global() const { return snap_->config().global; }
+
     LoopContext& ctx_;
     route::SnapshotPtr snap_;
-    size_t li_;
-    const config::Listener& listener_;
-    const config::Global& global_;
     const config::Backend* backend_ = nullptr;
-    size_t server_idx_ = 0;
 
     uv_tcp_t client_{};
     uv_tcp_t upstream_{};
@@ -119,6 +120,8 @@ private:
     Side side_ = Side::Client;
     int pending_closes_ = 0;
     uint32_t answers_ = 0;  // answered here, by an inspector's verdict
+    uint32_t li_;           // the listener, an index into the snapshot's
+    uint32_t server_idx_ = 0;
     const char* why_ = nullptr;
     uint64_t started_ms_ = 0;
 

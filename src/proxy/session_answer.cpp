@@ -54,7 +54,7 @@ Session::WriteResult Session::write_answer() {
     w.writing = true;
     // The client is not reading its answers. That is a stall of an established exchange, not a
     // slow request head, so it gets the idle deadline rather than the head deadline.
-    arm_timer(global_.idle_timeout_ms);
+    arm_timer(global().idle_timeout_ms);
     return WriteResult::Pending;
 }
 
@@ -76,7 +76,7 @@ void Session::on_answer_written(uv_write_t* req, int status) noexcept {
     if (w.close_after_write) return s->relay_.up().eof ? s->close(Outcome::Ok, Side::Client) : s->linger();
     if (w.forward_after_write) return s->connect_to(s->backend_);
     // All answers are out: resume reading pipelined requests with a fresh head deadline.
-    s->arm_timer(s->global_.inspect_timeout_ms);
+    s->arm_timer(s->global().inspect_timeout_ms);
     Relay::Direction& up = s->relay_.up();
     if (!up.reading && !s->relay_.start_reading(up))
         return s->close(Outcome::Error, Side::Internal, "read_start failed");
