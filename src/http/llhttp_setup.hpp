@@ -30,6 +30,15 @@ struct ParserCallbacks {
 // Fills `settings` from `cb`, then starts `parser` as a fresh parser of `type` over them with
 // `owner` as its data. Calling it again restarts the parser. llhttp keeps a pointer to
 // `settings`, so it must live as long as `parser`.
+//
+// Every leniency llhttp 8.1 has a switch for is off: headers (invalid value bytes),
+// chunked_length (Transfer-Encoding with Content-Length), keep_alive (requests after
+// "Connection: close"), transfer_encoding (codings after chunked). LENIENT_VERSION has a flag
+// but no setter in 8.1, so the flags are cleared as a whole too. The leniencies of Debian's
+// loose build that have no switch at all (a CR without LF, an LF without CR, extra spaces and
+// control bytes in the request line, obs-fold) are refused before llhttp by the line scanner
+// of http/request_head.cpp; a parser of responses (the ACME client's) does not forward what it
+// reads, so it lives with them.
 inline void start_parser(llhttp_t& parser, llhttp_settings_t& settings, llhttp_type_t type, const ParserCallbacks& cb,
                          void* owner) noexcept {
     llhttp_settings_init(&settings);
@@ -42,6 +51,11 @@ inline void start_parser(llhttp_t& parser, llhttp_settings_t& settings, llhttp_t
     settings.on_header_field_complete = cb.on_header_field_complete;
     settings.on_header_value_complete = cb.on_header_value_complete;
     llhttp_init(&parser, type, &settings);
+    llhttp_set_lenient_headers(&parser, 0);
+    llhttp_set_lenient_chunked_length(&parser, 0);
+    llhttp_set_lenient_keep_alive(&parser, 0);
+    llhttp_set_lenient_transfer_encoding(&parser, 0);
+    parser.lenient_flags = 0;
     parser.data = owner;
 }
 

@@ -10,6 +10,7 @@ Routes of the main listener (no default_backend, so unknown hosts are refused):
 """
 
 import os
+import select
 import socket
 import sys
 import threading
@@ -340,6 +341,58 @@ class HttpFront(FrontBase):
                      b"acme.front.test/x", b"acme.front.test:123456", b"user@acme.front.test", b"\xc3\xa9.test"):
             with self.subTest(host=host):
                 self.assert_400_and_close(b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
+
+    # --- framing that a backend could read differently (issue 11) ----------------------------
+
+    def assert_400_and_nothing_forwarded(self, raw):
+        """400 and close for `raw`, sent at once and then byte by byte, and no connection to the
+        recording backend meanwhile."""
+        n0 = len(self.backend.received)
+        r = self.assert_400_and_close(raw)
+        with h.connect(self.http_port) as s:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            rd = h.ResponseReader(s)
+            for i in range(len(raw)):
+                time.sleep(0.002)
+                if select.select([s], [], [], 0)[0]:
+                    break  # answered as soon as the bad byte arrived: send no more
+                s.sendall(raw[i:i + 1])
+            self.assertEqual(rd.read().status, 400)
+            self.assert_closed_after(rd)
+        time.sleep(0.3)  # a forwarded request would have reached the backend by now
+        self.assertEqual(len(self.backend.received), n0, f"the backend got {self.backend.received[n0:]}")
+        return r
+
+    def test_bare_cr_cannot_smuggle_a_second_request(self):
+        # CVE-2023-30589 class: llhttp 8.1 took "\r" + any byte as the head's final CRLF, so
+        # the challenge was answered and "GET /admin" forwarded as a second request.
+        tok, body = self.token()
+        raw = (f"GET {PREFIX}{tok} HTTP/1.1\r\nHost: {FWD}\r\n\rXGET /admin HTTP/1.1\r\n"
+               f"Host: {FWD}\r\nConnection: close\r\n\r\n").encode()
+        r = self.assert_400_and_nothing_forwarded(raw)
+        self.assertNotIn(body, r.body)
+        self.wait_http(status=400)
+
+    def test_bare_lf_in_the_request_line_is_400(self):
+        self.assert_400_and_nothing_forwarded(f"GET /app HTTP/1.1\nHost: {FWD}\r\n\r\n".encode())
+
+    def test_transfer_encoding_not_ending_in_chunked_is_400(self):
+        # Issue 11: "xchunked" was read as "no body", the challenge answered and the body read
+        # as a next request for the backend, which a lenient backend would not see.
+        tok, body = self.token()
+        smuggled = f"GET /admin HTTP/1.1\r\nHost: {FWD}\r\nConnection: close\r\n\r\n"
+        raw = (f"POST {PREFIX}{tok} HTTP/1.1\r\nHost: {FWD}\r\nTransfer-Encoding: xchunked\r\n\r\n"
+               f"{len(smuggled):x}\r\n{smuggled}\r\n0\r\n\r\n").encode()
+        r = self.assert_400_and_nothing_forwarded(raw)
+        self.assertNotIn(body, r.body)
+        raw = (f"GET {PREFIX}{tok} HTTP/1.1\r\nHost: {FWD}\r\nTransfer-Encoding: xchunked\r\n\r\n"
+               + smuggled).encode()
+        self.assert_400_and_nothing_forwarded(raw)
+
+    def test_transfer_encoding_with_content_length_is_400(self):
+        self.assert_400_and_nothing_forwarded(
+            f"POST /app HTTP/1.1\r\nHost: {FWD}\r\nContent-Length: 5\r\nTransfer-Encoding: gzip\r\n\r\nhello"
+            .encode())
 
     # --- redirects --------------------------------------------------------------------------
 

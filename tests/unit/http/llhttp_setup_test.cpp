@@ -75,3 +75,19 @@ TEST_CASE("start_parser again restarts a parser that stopped on an error") {
     CHECK(parser.status_code == 200);
     CHECK(o.body == "ok");
 }
+
+TEST_CASE("start_parser turns every llhttp leniency off") {
+    Owner o;
+    llhttp_t parser{};
+    llhttp_settings_t settings{};
+    start_parser(parser, settings, HTTP_REQUEST, {.on_url = Owner::on_url}, &o);
+    llhttp_set_lenient_headers(&parser, 1);
+    llhttp_set_lenient_chunked_length(&parser, 1);
+    llhttp_set_lenient_keep_alive(&parser, 1);
+    llhttp_set_lenient_transfer_encoding(&parser, 1);
+    parser.lenient_flags |= LENIENT_VERSION;  // no setter in 8.1
+    start_parser(parser, settings, HTTP_REQUEST, {.on_url = Owner::on_url}, &o);
+    CHECK(parser.lenient_flags == 0);
+    const std::string req = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n";
+    CHECK(llhttp_execute(&parser, req.data(), req.size()) == HPE_UNEXPECTED_CONTENT_LENGTH);
+}
