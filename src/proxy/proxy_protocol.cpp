@@ -83,7 +83,8 @@ HeaderStatus parse_v1(const uint8_t* p, size_t n, ParsedHeader& out, const char*
  * v2:
  *   12 bytes signature
  *   1 byte  version (high nibble, must be 2) | command (low nibble: 0 LOCAL, 1 PROXY)
- *   1 byte  family (high nibble: 0 UNSPEC, 1 INET, 2 INET6, 3 UNIX) | transport (1 STREAM)
+ *   1 byte  family (high nibble: 0 UNSPEC, 1 INET, 2 INET6, 3 UNIX) |
+ *           transport (low nibble: 0 UNSPEC, 1 STREAM, 2 DGRAM); any other nibble is invalid
  *   2 bytes length of what follows (addresses, then TLVs)
  *   INET:  4 src, 4 dst, 2 sport, 2 dport  (12 bytes)
  *   INET6: 16 src, 16 dst, 2 sport, 2 dport (36 bytes)
@@ -95,6 +96,13 @@ HeaderStatus parse_v2(const uint8_t* p, size_t n, size_t max_len, ParsedHeader& 
     if ((ver_cmd >> 4) != 2) return why = "PROXY v2 version is not 2", HeaderStatus::Malformed;
     uint8_t cmd = ver_cmd & 0x0F;
     if (cmd > 1) return why = "PROXY v2 unknown command", HeaderStatus::Malformed;
+    // proxy-protocol.txt section 2.2 defines the family nibble as 0x0..0x3 and the transport
+    // nibble as 0x0..0x2, and of any other value says it "must not be emitted in version 2 of
+    // this protocol and must be rejected as invalid by receivers". That holds for LOCAL too: a
+    // LOCAL header's family is ignored, but one with an undefined family is not a valid header.
+    // It is refused at its 14th byte, without waiting for the rest.
+    if ((fam >> 4) > 0x3 || (fam & 0x0F) > 0x2)
+        return why = "PROXY v2 undefined address family or transport", HeaderStatus::Malformed;
     if (16 + len > max_len) return why = "PROXY v2 header too long", HeaderStatus::Malformed;
     if (n < 16 + len) return HeaderStatus::NeedMore;
     out.length = 16 + len;
@@ -122,8 +130,11 @@ HeaderStatus parse_v2(const uint8_t* p, size_t n, size_t max_len, ParsedHeader& 
         std::memcpy(&s->sin6_port, a + 32, 2);
         std::memcpy(&d->sin6_port, a + 34, 2);
     } else {
-        // UNSPEC, UNIX or datagram transports: the spec says to accept the connection and use
-        // the real addresses.
+        // Every other byte left is defined, and sniroute, a TCP proxy, has no use for its
+        // addresses. Section 2.2 lets a receiver accept UNSPEC in either nibble "and use the real
+        // endpoint addresses", and requires one that does not implement the other valid
+        // combinations (\x12, \x22, \x31, \x32) to "automatically fall[] back to the UNSPEC
+        // mode" for them rather than refuse; the length field above says how much to skip.
         out.local = true;
     }
     return HeaderStatus::Done;

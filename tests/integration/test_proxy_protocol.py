@@ -239,6 +239,26 @@ class InboundHeaderTest(ProxyTestCase):
         self.assertEqual([e["outcome"] for e in got], ["bad_proxy_header"] * len(bad))
         self.assertEqual(self.be_v2.count(), 0)
 
+    def test_undefined_family_or_transport_is_rejected(self):
+        # proxy-protocol.txt 2.2: a family nibble above 0x3 or a transport nibble above 0x2
+        # "must be rejected as invalid by receivers", under PROXY and LOCAL alike. Each header
+        # is followed by a well-formed 12-byte INET block, so only the 14th byte is wrong.
+        bad = [(0x21, 0xb5), (0x21, 0x1f), (0x21, 0x41), (0x20, 0xb5), (0x20, 0x13)]
+        for ver_cmd, fam in bad:
+            with self.subTest(ver_cmd=hex(ver_cmd), fam=hex(fam)):
+                m = self.proxy.mark()
+                header = V2_SIG + bytes([ver_cmd, fam]) + b"\x00\x0c" + bytes([192, 0, 2, 1, 192, 0, 2, 2, 0, 1, 0, 2])
+                self.expect_rejected(self.tcp_port, header + b"EHLO x\r\n")
+                e = self.proxy.wait_event("conn", listener="tcp-pp", start=m)
+                self.assertEqual((e["outcome"], e["backend"]), ("bad_proxy_header", "-"))
+                self.assertIn("undefined address family or transport", e["error"])
+        self.assertEqual(self.be_v1.count(), 0)
+        # A defined byte sniroute has no use for (UDP over IPv4) falls back to the connection's
+        # own addresses, as 2.2 asks of a receiver that does not implement it.
+        src, reply = self.send(self.tcp_port, [V2_SIG + b"\x21\x12\x00\x0c" + bytes(12) + b"data"])
+        self.assertEqual(reply, b"reply-v1")
+        self.assertEqual(self.received(self.be_v1, 0), v1_header(src[0], src[1], "127.0.0.1", self.tcp_port) + b"data")
+
     def test_close_inside_header_is_bad_header_and_silent_close_is_not(self):
         # Part of a header, then FIN: a broken balancer, logged as such.
         s = self.connect(self.tcp_port)

@@ -117,3 +117,53 @@ TEST_CASE("LOCAL and UNKNOWN keep the connection's own addresses") {
     CHECK(h.local);
     CHECK(h.length == 16);
 }
+
+// Every value of the v2 family/transport byte (the 14th), under both commands. Section 2.2 of
+// proxy-protocol.txt defines families 0x0..0x3 (UNSPEC, INET, INET6, UNIX) and transports
+// 0x0..0x2 (UNSPEC, STREAM, DGRAM); any other nibble must be rejected whatever the command.
+// Of the defined bytes, PROXY takes addresses from TCP over IPv4 (0x11) and IPv6 (0x21) only
+// and treats the rest as UNSPEC (the connection's own addresses); LOCAL ignores the family.
+TEST_CASE("v2 family/transport byte: all 256 values, LOCAL and PROXY") {
+    const std::string sig("\r\n\r\n\0\r\nQUIT\n", 12);
+    // 216 address bytes, enough for the largest block (two 108-byte UNIX paths): bytes 1, 2, 3...
+    std::string block;
+    for (int i = 0; i < 216; ++i) block += static_cast<char>(i + 1);
+    for (int command : {0x0, 0x1}) {
+        for (int fam = 0; fam < 256; ++fam) {
+            CAPTURE(command);
+            CAPTURE(fam);
+            std::string head = sig;
+            head += static_cast<char>(0x20 | command);  // version 2 | command
+            head += static_cast<char>(fam);             // family | transport
+            head += '\0';                               // length, high byte
+            head += static_cast<char>(block.size());    // length, low byte: 216
+            bool defined = (fam >> 4) <= 0x3 && (fam & 0x0F) <= 0x2;
+            proxy::ParsedHeader h;
+            const char* why = "";
+            HeaderStatus at16 =
+                proxy::parse_header(reinterpret_cast<const uint8_t*>(head.data()), head.size(), 4096, h, why);
+            HeaderStatus whole = parse(head + block + "payload", h);
+            if (!defined) {
+                // Refused as soon as the byte is seen, without waiting for the block.
+                CHECK(at16 == HeaderStatus::Malformed);
+                CHECK(std::string(why) == "PROXY v2 undefined address family or transport");
+                CHECK(whole == HeaderStatus::Malformed);
+                continue;
+            }
+            CHECK(at16 == HeaderStatus::NeedMore);
+            REQUIRE(whole == HeaderStatus::Done);
+            CHECK(h.length == 16 + block.size());
+            if (command == 0x1 && fam == 0x11) {
+                CHECK_FALSE(h.local);
+                CHECK(h.src.to_string() == "1.2.3.4:2314");  // port bytes 9, 10
+                CHECK(h.dst.to_string() == "5.6.7.8:2828");  // port bytes 11, 12
+            } else if (command == 0x1 && fam == 0x21) {
+                CHECK_FALSE(h.local);
+                CHECK(h.src.to_string() == "[102:304:506:708:90a:b0c:d0e:f10]:8482");          // ports 33, 34
+                CHECK(h.dst.to_string() == "[1112:1314:1516:1718:191a:1b1c:1d1e:1f20]:8996");  // 35, 36
+            } else {
+                CHECK(h.local);
+            }
+        }
+    }
+}
