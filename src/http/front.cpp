@@ -1,5 +1,7 @@
 #include "http/front.hpp"
 
+#include <strings.h>
+
 #include "core/host_name.hpp"
 
 namespace sniroute::http {
@@ -26,11 +28,25 @@ std::string_view trim(std::string_view s) {
     return s;
 }
 
+// RFC 3986 3.2.3 allows any digits; a TCP port is 1-65535, and a value a backend would wrap or
+// truncate ("a:65616", "a:0") names a different authority there than here.
 bool valid_port(std::string_view p) {
     if (p.empty() || p.size() > 5) return false;
-    for (char c : p)
+    unsigned value = 0;
+    for (char c : p) {
         if (c < '0' || c > '9') return false;
-    return true;
+        value = value * 10 + static_cast<unsigned>(c - '0');
+    }
+    return value >= 1 && value <= 65535;
+}
+
+// A byte that must never reach a response header we build: controls (CR and LF above all),
+// SP and DEL. The head parser already refuses control bytes in the request target; this is
+// the second line, so that no change there can turn a redirect into header injection.
+bool has_unsafe_byte(std::string_view s) {
+    for (unsigned char c : s)
+        if (c <= 0x20 || c == 0x7f) return true;
+    return false;
 }
 
 Action respond(int status, std::string_view body, const RequestHead& h, bool keep_alive, const char* source,
@@ -78,7 +94,7 @@ std::string make_response(int status, std::string_view body, bool head_only, boo
     r += "Server: sniroute\r\n";
     r += "Content-Type: text/plain\r\n";
     r += "Content-Length: " + std::to_string(body.size()) + "\r\n";
-    if (!location.empty()) r += "Location: " + std::string(location) + "\r\n";
+    if (!location.empty() && !has_unsafe_byte(location)) r += "Location: " + std::string(location) + "\r\n";
     r += keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n";
     r += "\r\n";
     if (!head_only) r += body;
@@ -126,10 +142,28 @@ Action decide_for_host(const RequestHead& h, const route::Snapshot& snap, size_t
     if (d.route && d.route->redirect_https) {
         std::string target = redirect_target(h.target);
         std::string location = "https://" + authority + std::string(target);
+        if (has_unsafe_byte(location)) return respond(400, "invalid request target\n", h, false, "error");
         return respond(308, "redirecting to " + location + "\n", h, true, "redirect", location);
     }
     if (d.backend) return fwd;
     return respond(421, "no service for this host here\n", h, true, "no_route");
+}
+
+enum class TargetAuthority { None, Found, Bad };
+
+// The authority of an absolute-form request-target, "http://AUTHORITY/path?query" (RFC 9112
+// 3.2.2). Only the http and https schemes name something a port-80 front can route.
+TargetAuthority target_authority(std::string_view target, std::string_view& authority) {
+    std::optional<std::string_view> rest = after_authority(target);
+    if (!rest) return TargetAuthority::None;
+    size_t scheme_end = target.find("://");
+    std::string_view scheme = target.substr(0, scheme_end);
+    if (!(scheme.size() == 4 && strncasecmp(scheme.data(), "http", 4) == 0) &&
+        !(scheme.size() == 5 && strncasecmp(scheme.data(), "https", 5) == 0))
+        return TargetAuthority::Bad;
+    size_t start = scheme_end + 3;
+    authority = target.substr(start, target.size() - rest->size() - start);
+    return TargetAuthority::Found;
 }
 
 }  // namespace
@@ -142,6 +176,20 @@ Action decide(const RequestHead& h, const route::Snapshot& snap, size_t li, cons
         return respond(400, "invalid Host header\n", h, false, "error");
     if (h.host_count == 0 && !(h.http_major == 1 && h.http_minor == 0))
         return respond(400, "missing Host header\n", h, false, "error");
+    // RFC 9112 3.2.2: the authority of an absolute-form target wins over Host, which must still
+    // be there and valid (above). Routing by it is the same lookup among the configured routes
+    // as routing by Host, so a client that makes the two disagree reaches no backend it could
+    // not reach by sending that name as Host; and the backend, given the head unchanged, reads
+    // the same authority from the target as we did.
+    std::string_view uri_authority;
+    switch (target_authority(h.target, uri_authority)) {
+        case TargetAuthority::None: break;
+        case TargetAuthority::Bad: return respond(400, "unsupported scheme in request target\n", h, false, "error");
+        case TargetAuthority::Found:
+            if (!parse_host(uri_authority, name, authority))
+                return respond(400, "invalid authority in request target\n", h, false, "error");
+            break;
+    }
     Action a = decide_for_host(h, snap, li, sources, name, authority);
     a.host = name;
     return a;

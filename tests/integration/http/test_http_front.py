@@ -394,6 +394,28 @@ class HttpFront(FrontBase):
             f"POST /app HTTP/1.1\r\nHost: {FWD}\r\nContent-Length: 5\r\nTransfer-Encoding: gzip\r\n\r\nhello"
             .encode())
 
+    def test_control_bytes_in_the_target_are_400_not_redirected(self):
+        for target in (b"/x?y\x0c", b"/\t"):
+            with self.subTest(target=target):
+                r = self.assert_400_and_close(b"GET " + target + f" HTTP/1.1\r\nHost: {ACME}\r\n\r\n".encode())
+                self.assertIsNone(r.header("location"))
+
+    def test_host_port_out_of_range_is_400(self):
+        for port in (b"0", b"65536", b"99999999999"):
+            with self.subTest(port=port):
+                self.assert_400_and_close(f"GET / HTTP/1.1\r\nHost: {ACME}:".encode() + port + b"\r\n\r\n")
+
+    def test_absolute_form_is_routed_by_its_authority(self):
+        # RFC 9112 3.2.2: Host names the redirecting route, the target the forwarding one.
+        req = f"GET http://{FWD}/app HTTP/1.1\r\nHost: {ACME}\r\nConnection: close\r\n\r\n".encode()
+        n0 = len(self.backend.received)
+        r = self.raw(req)
+        self.assertEqual((r.status, r.body), (200, b"backend"))
+        self.assertEqual(self.backend.wait_connections(n0 + 1)[n0], req)
+        # And the other way round: redirected, to the target's host.
+        r = self.raw(f"GET http://{ACME}/x HTTP/1.1\r\nHost: {FWD}\r\n\r\n".encode())
+        self.assertEqual((r.status, r.header("location")), (308, f"https://{ACME}/x"))
+
     # --- redirects --------------------------------------------------------------------------
 
     def test_redirect_keeps_path_and_query_and_drops_port(self):

@@ -72,7 +72,12 @@ TEST_CASE("parse_host") {
     CHECK(http::parse_host("[::1]:80", name, auth));
     CHECK(name.empty());
     CHECK(auth == "[::1]");
-    for (const char* bad : {"", "a b", "a:", "a:x", "a:123456", "[::1", "[zz]", "a/b", "a%2e", "[::1]x", "a_b.test"}) {
+    CHECK(http::parse_host("a:1", name, auth));
+    CHECK(http::parse_host("a:65535", name, auth));
+    CHECK(http::parse_host("[::1]:65535", name, auth));
+    for (const char* bad : {"",        "a b",           "a:",      "a:x",         "a:123456", "[::1",    "[zz]",
+                            "a/b",     "a%2e",          "[::1]x",  "a_b.test",    "a:0",      "a:00000", "a:65536",
+                            "a:99999", "a:99999999999", "[::1]:0", "[::1]:65536", "a:-1",     "a:+80"}) {
         CAPTURE(bad);
         CHECK_FALSE(http::parse_host(bad, name, auth));
     }
@@ -191,4 +196,78 @@ TEST_CASE("a locally answered request with a body closes the connection") {
     Action a = run("POST /x HTTP/1.1\r\nHost: auto.test\r\nContent-Length: 3\r\n\r\n");
     CHECK(a.status == 308);
     CHECK_FALSE(a.keep_alive);
+}
+
+TEST_CASE("a Host port outside 1-65535 is 400") {
+    for (const char* host : {"auto.test:0", "auto.test:65536", "auto.test:99999999999", "[::1]:70000"}) {
+        CAPTURE(host);
+        Action a = run(get("/", host));
+        CHECK(a.status == 400);
+        CHECK_FALSE(a.keep_alive);
+    }
+    CHECK(run(get("/", "auto.test:65535")).status == 308);
+}
+
+TEST_CASE("absolute-form: the target's authority wins over Host (RFC 9112 3.2.2)") {
+    // Routed by the target: own.test's backend, auto.test's redirect, the default backend.
+    Action a = run("GET http://own.test" + kChallenge + " HTTP/1.1\r\nHost: auto.test\r\n\r\n");
+    REQUIRE(a.kind == Action::Kind::Forward);
+    CHECK(a.backend->name == "own");
+    CHECK(a.host == "own.test");
+    a = run("GET HTTP://Auto.Test:8080/p?q HTTP/1.1\r\nHost: own.test\r\n\r\n");
+    CHECK(a.status == 308);
+    CHECK(a.response.find("\r\nLocation: https://auto.test/p?q\r\n") != std::string::npos);
+    a = run("GET https://nomatch.test/ HTTP/1.1\r\nHost: own.test\r\n\r\n");
+    REQUIRE(a.kind == Action::Kind::Forward);
+    CHECK(a.backend->name == "fallback");
+    // A name no route matches reaches no backend, whatever route Host names (listener 1 has
+    // neither routes nor a default backend).
+    a = run("GET http://nomatch.test/ HTTP/1.1\r\nHost: auto.test\r\n\r\n", 1);
+    CHECK(a.status == 421);
+    // HTTP/1.0 without Host is routed by the target too.
+    a = run("GET http://own.test" + kChallenge + " HTTP/1.0\r\n\r\n");
+    REQUIRE(a.kind == Action::Kind::Forward);
+    CHECK(a.backend->name == "own");
+}
+
+TEST_CASE("absolute-form: a bad authority or scheme is 400, and Host is still required") {
+    // Some of these llhttp refuses already (Bad is a 400 too); the rest decide() must.
+    auto status_of = [](const std::string& req) {
+        http::RequestHeadParser p(8192);
+        http::HeadStatus st = p.feed(req.data(), req.size());
+        if (st == http::HeadStatus::Bad) return 400;
+        REQUIRE(st == http::HeadStatus::Done);
+        Action a = http::decide(p.head(), snapshot(), 0, {});
+        CHECK((a.status != 400 || !a.keep_alive));
+        return a.status;
+    };
+    for (const char* line : {"GET http://a:0/ HTTP/1.1", "GET http://a:65536/ HTTP/1.1", "GET http:///x HTTP/1.1",
+                             "GET http://user@auto.test/ HTTP/1.1", "GET http://a_b.test/ HTTP/1.1",
+                             "GET ftp://auto.test/ HTTP/1.1", "GET x?y=http://auto.test/ HTTP/1.1"}) {
+        CAPTURE(line);
+        CHECK(status_of(std::string(line) + "\r\nHost: auto.test\r\n\r\n") == 400);
+    }
+    CHECK(status_of("GET http://auto.test/ HTTP/1.1\r\n\r\n") == 400);
+    CHECK(status_of("GET http://auto.test/ HTTP/1.1\r\nHost: a:0\r\n\r\n") == 400);
+}
+
+TEST_CASE("no control byte reaches a Location header") {
+    // The head parser refuses these targets; decide() and make_response() refuse them again.
+    for (const char* target : {"/x?y\x0c", "/\t", "/a\r\nSet-Cookie: x=1", "/a b", "/\x7f", "http://auto.test/\x01"}) {
+        CAPTURE(target);
+        http::RequestHead h;
+        h.method = "GET";
+        h.target = target;
+        h.host = "auto.test";
+        h.host_count = 1;
+        h.keep_alive = true;
+        Action a = http::decide(h, snapshot(), 0, {});
+        CHECK(a.status == 400);
+        CHECK(a.response.find("Location") == std::string::npos);
+    }
+    std::string r = http::make_response(308, "x\n", false, true, "https://a/\r\nSet-Cookie: x=1");
+    CHECK(r.find("Location") == std::string::npos);
+    CHECK(r.find("Set-Cookie") == std::string::npos);
+    CHECK(http::make_response(308, "", false, true, "https://a/b").find("\r\nLocation: https://a/b\r\n") !=
+          std::string::npos);
 }
