@@ -6,6 +6,7 @@
 
 #include "acme/cli.hpp"
 #include "config/config.hpp"
+#include "core/log.hpp"
 #include "server/control.hpp"
 
 namespace {
@@ -58,7 +59,8 @@ Args parse_args(int argc, char** argv, int from, bool allow_pidfile) {
 constexpr const char* kValidateHelp =
     "usage: sniroute validate --config FILE\n\n"
     "Checks FILE. Prints 'ok' and exits 0, or prints one FILE:LINE:COL: message line per\n"
-    "problem on stderr and exits 1.";
+    "problem on stderr and exits 1. Warnings (FILE:LINE:COL: warning: message, on stderr)\n"
+    "point at what is probably a mistake; they do not change the exit code.";
 constexpr const char* kRunHelp =
     "usage: sniroute run --config FILE [--pidfile FILE]\n\n"
     "Runs the proxy in the foreground, logging to stderr. A 'ready' line is logged once\n"
@@ -92,10 +94,21 @@ std::optional<int> stop_early(const char* command, const Args& a, const char* he
     return std::nullopt;
 }
 
-// Loads the config file, or prints each problem as FILE:LINE:COL: message on stderr.
-std::optional<sniroute::config::Config> load_config(const std::string& path) {
+// How the loader's warnings reach the user: validate (and certs) print them like errors, as
+// FILE:LINE:COL: warning: message; run logs each as a config_warning line, as a reload does.
+enum class Warnings { Print, Log };
+
+// Loads the config file, or prints each problem as FILE:LINE:COL: message on stderr. The
+// checks are the loader's, so validate, run and a reload all refuse and warn about the same.
+std::optional<sniroute::config::Config> load_config(const std::string& path, Warnings warnings = Warnings::Print) {
     auto res = sniroute::config::load_file(path);
     for (auto& d : res.diagnostics) std::fprintf(stderr, "%s\n", d.to_string().c_str());
+    if (warnings == Warnings::Log && res.config) {
+        sniroute::core::set_log_format(res.config->global.log_format);
+        for (auto& d : res.warnings) sniroute::core::log_warn("config_warning").kv("at", d.to_string());
+    } else {
+        for (auto& d : res.warnings) std::fprintf(stderr, "%s\n", d.to_string("warning").c_str());
+    }
     return std::move(res.config);
 }
 
@@ -110,7 +123,7 @@ int cmd_validate(int argc, char** argv) {
 int cmd_run(int argc, char** argv) {
     Args a = parse_args(argc, argv, 2, true);
     if (auto code = stop_early("run", a, kRunHelp, false)) return *code;
-    auto cfg = load_config(a.config);
+    auto cfg = load_config(a.config, Warnings::Log);
     if (!cfg) return 1;
     return sniroute::server::run_server(std::move(*cfg), a.pidfile);
 }

@@ -104,13 +104,30 @@ struct Diagnostic {
     uint32_t line = 0;
     uint32_t column = 0;
     std::string message;
-    std::string to_string() const;
+    // "FILE:LINE:COL: message", or "FILE:LINE:COL: SEVERITY: message" when `severity` is given
+    // (validate prints warnings as "...: warning: ...").
+    std::string to_string(std::string_view severity = {}) const;
 };
 
 struct LoadResult {
     std::optional<Config> config;  // set only when diagnostics is empty
     std::vector<Diagnostic> diagnostics;
+    // Problems that do not stop the config from loading but are almost certainly mistakes.
+    // validate prints them and still says ok; run logs them as config_warning lines.
+    std::vector<Diagnostic> warnings;
 };
+
+// Whether `a` and `b` cannot both be bound: the same family and port, and the same address or
+// one of them the wildcard. IPv6 sockets are bound IPV6_V6ONLY, so [::]:P and 0.0.0.0:P do not
+// overlap. The listen code refuses such a pair at bind time; the loader refuses it first.
+bool binds_overlap(const core::SocketAddress& a, const core::SocketAddress& b);
+// Whether `a` is an IPv4-mapped IPv6 address (::ffff:a.b.c.d), which an IPV6_V6ONLY socket
+// cannot bind (Linux: EINVAL).
+bool is_v4_mapped(const core::SocketAddress& a);
+// The route of `l` that the (normalised) host `name` takes: an exact match first, else the
+// longest "*.suffix" covering it; nullptr when none does. The same rule as
+// route::NameTable::find, over the config alone.
+const Route* find_route(const Listener& l, std::string_view name);
 
 // Reads and validates a config file. Never throws; every problem found becomes a diagnostic,
 // and validation goes on past the first one so a user can fix them all in one pass.

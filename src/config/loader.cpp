@@ -3,8 +3,12 @@
 // toml++ throws on syntax errors; that is the control plane, so we catch it here and turn it into
 // a diagnostic like any other. Schema checks walk the document by hand, so that every unknown
 // key and every bad value is reported at its own position.
+#include <arpa/inet.h>
 #include <toml++/toml.h>
+
 #include <algorithm>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <initializer_list>
 #include <set>
@@ -27,9 +31,60 @@ const char* to_string(Protocol p) {
     return "?";
 }
 
-std::string Diagnostic::to_string() const {
-    if (line == 0) return file + ": " + message;  // no position: the file itself is the problem
-    return file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + message;
+std::string Diagnostic::to_string(std::string_view severity) const {
+    std::string text = severity.empty() ? message : std::string(severity) + ": " + message;
+    if (line == 0) return file + ": " + text;  // no position: the file itself is the problem
+    return file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + text;
+}
+
+namespace {
+
+bool is_wildcard(const core::SocketAddress& a) {
+    if (a.family() == AF_INET) return reinterpret_cast<const sockaddr_in*>(&a.ss)->sin_addr.s_addr == INADDR_ANY;
+    if (a.family() == AF_INET6)
+        return IN6_IS_ADDR_UNSPECIFIED(&reinterpret_cast<const sockaddr_in6*>(&a.ss)->sin6_addr);
+    return false;
+}
+
+// The IPv4 address inside an IPv4-mapped one, as "a.b.c.d:PORT".
+std::string unmapped(const core::SocketAddress& a) {
+    const auto& s6 = reinterpret_cast<const sockaddr_in6*>(&a.ss)->sin6_addr;
+    char buf[INET_ADDRSTRLEN] = "?";
+    inet_ntop(AF_INET, s6.s6_addr + 12, buf, sizeof buf);
+    return std::string(buf) + ":" + std::to_string(a.port());
+}
+
+// Two paths name the same file when they are equal once "." and ".." are folded; both are
+// relative to the same working directory, so nothing needs to exist to compare them.
+bool same_file(const std::string& a, const std::string& b) {
+    return std::filesystem::path(a).lexically_normal() == std::filesystem::path(b).lexically_normal();
+}
+
+}  // namespace
+
+bool binds_overlap(const core::SocketAddress& a, const core::SocketAddress& b) {
+    if (a.family() != b.family() || a.port() != b.port()) return false;
+    return a == b || is_wildcard(a) || is_wildcard(b);
+}
+
+bool is_v4_mapped(const core::SocketAddress& a) {
+    return a.family() == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&reinterpret_cast<const sockaddr_in6*>(&a.ss)->sin6_addr);
+}
+
+const Route* find_route(const Listener& l, std::string_view name) {
+    for (const auto& r : l.routes)
+        for (const auto& p : r.match)
+            if (p == name) return &r;
+    // The longest suffix first: walk the dots left to right. The label before the first dot
+    // must be non-empty, so "*.x" covers "a.x" and "a.b.x" but never "x".
+    for (size_t dot = name.find('.'); dot != std::string_view::npos; dot = name.find('.', dot + 1)) {
+        if (dot == 0) continue;
+        std::string_view suffix = name.substr(dot);
+        for (const auto& r : l.routes)
+            for (const auto& p : r.match)
+                if (p.starts_with("*.") && std::string_view(p).substr(1) == suffix) return &r;
+    }
+    return nullptr;
 }
 
 namespace {
@@ -43,6 +98,10 @@ public:
 private:
     void error(const toml::source_region& at, std::string msg) {
         diags_.push_back(
+            {path_, static_cast<uint32_t>(at.begin.line), static_cast<uint32_t>(at.begin.column), std::move(msg)});
+    }
+    void warning(const toml::source_region& at, std::string msg) {
+        warnings_.push_back(
             {path_, static_cast<uint32_t>(at.begin.line), static_cast<uint32_t>(at.begin.column), std::move(msg)});
     }
 
@@ -141,9 +200,11 @@ private:
     void load_certificates(const toml::node& n, const toml::table& root);
     void load_certificate(const toml::table& t);
     std::optional<size_t> backend_ref(const toml::table& t, std::string_view key, bool& present);
+    void check_challenge_reach(const std::string& domain, const toml::source_region& at);
 
     std::string path_;
     std::vector<Diagnostic> diags_;
+    std::vector<Diagnostic> warnings_;
     Config cfg_;
     std::unordered_map<std::string, size_t> backend_index_;
     std::set<std::string> listener_names_;
@@ -157,7 +218,7 @@ LoadResult Loader::run(std::string_view text) {
         root = toml::parse(text, path_);
     } catch (const toml::parse_error& e) {
         error(e.source(), std::string(e.description()));
-        return {std::nullopt, std::move(diags_)};
+        return {std::nullopt, std::move(diags_), {}};
     }
     check_keys(root, {"global", "listeners", "backends", "acme", "certificates"}, "the top level");
     auto table_at = [&](std::string_view key) -> const toml::table* {
@@ -175,8 +236,8 @@ LoadResult Loader::run(std::string_view text) {
         error(toml::source_region{{1, 1}, {1, 1}, nullptr}, "no [[listeners]] defined");
     if (const toml::node* c = root.get("certificates")) load_certificates(*c, root);
 
-    if (!diags_.empty()) return {std::nullopt, std::move(diags_)};
-    return {std::move(cfg_), {}};
+    if (!diags_.empty()) return {std::nullopt, std::move(diags_), std::move(warnings_)};
+    return {std::move(cfg_), {}, std::move(warnings_)};
 }
 
 void Loader::load_global(const toml::table& t) {
@@ -257,10 +318,12 @@ void Loader::load_backends(const toml::table& t) {
         Backend be;
         be.name = std::string(name.str());
         get_string_list(*b, "servers", [&](const std::string& s, const toml::source_region& at) {
-            if (auto a = core::SocketAddress::parse(s))
-                be.servers.push_back(*a);
-            else
-                error(at, "cannot parse server address \"" + s + "\" (expected IPv4:PORT or [IPv6]:PORT)");
+            auto a = core::SocketAddress::parse(s);
+            if (!a) return error(at, "cannot parse server address \"" + s + "\" (expected IPv4:PORT or [IPv6]:PORT)");
+            // Failover would only try the same server again.
+            if (std::find(be.servers.begin(), be.servers.end(), *a) != be.servers.end())
+                return error(at, where + ": server " + s + " is listed twice");
+            be.servers.push_back(*a);
         });
         const toml::node* servers = b->get("servers");
         if (!servers)
@@ -305,7 +368,9 @@ void Loader::load_listener(const toml::table& t) {
     Listener l;
     if (auto name = get_string(t, "name")) {
         l.name = *name;
-        if (!listener_names_.insert(*name).second)
+        if (name->empty())
+            error(t.get("name")->source(), "listener name must not be empty");
+        else if (!listener_names_.insert(*name).second)
             error(t.get("name")->source(), "duplicate listener name \"" + *name + "\"");
     } else if (!t.get("name")) {
         error(t.source(), "listener has no 'name'");
@@ -313,8 +378,16 @@ void Loader::load_listener(const toml::table& t) {
     get_string_list(t, "bind", [&](const std::string& s, const toml::source_region& at) {
         auto a = core::SocketAddress::parse(s);
         if (!a) return error(at, "cannot parse bind address \"" + s + "\" (expected IPv4:PORT or [IPv6]:PORT)");
-        for (auto& [seen, owner] : binds_seen_)
+        if (is_v4_mapped(*a))
+            return error(at, "bind address " + s +
+                                 " is an IPv4-mapped IPv6 address, which an IPv6-only socket cannot bind; write " +
+                                 unmapped(*a));
+        for (auto& [seen, owner] : binds_seen_) {
             if (seen == *a) return error(at, "bind address " + s + " is already used by listener \"" + owner + "\"");
+            if (binds_overlap(seen, *a))
+                return error(at, "bind address " + s + " overlaps " + seen.to_string() + " of listener \"" + owner +
+                                     "\" (a wildcard address holds its port on every address of its family)");
+        }
         binds_seen_.emplace_back(*a, l.name);
         l.bind.push_back(*a);
     });
@@ -352,6 +425,11 @@ void Loader::load_listener(const toml::table& t) {
             }
         }
     }
+    const toml::node* rn = t.get("routes");
+    bool no_routes = !rn || (rn->is_array() && rn->as_array()->empty());
+    if (l.protocol == Protocol::Tls && t.get("protocol") && !has_default && no_routes)
+        warning(t.source(),
+                "tls listener \"" + l.name + "\" has no routes and no default_backend: it refuses every connection");
     cfg_.listeners.push_back(std::move(l));
 }
 
@@ -431,6 +509,7 @@ void Loader::load_certificate(const toml::table& t) {
         std::string norm;
         if (s.starts_with("*.")) return error(at, "wildcard \"" + s + "\" cannot be validated with HTTP-01");
         if (!core::normalize_host_name(s, norm)) return error(at, "invalid domain \"" + s + "\"");
+        check_challenge_reach(norm, at);
         c.domains.push_back(norm);
     });
     if (c.domains.empty() && !t.get("domains"))
@@ -448,6 +527,20 @@ void Loader::load_certificate(const toml::table& t) {
     }
     if (!c.cert_file.empty() && c.cert_file == c.key_file)
         error(t.get("key_file")->source(), "key_file and cert_file are the same file");
+    // Two certificates writing one file would overwrite each other on every renewal.
+    for (const char* key : {"cert_file", "key_file"}) {
+        const std::string& mine = std::string_view(key) == "cert_file" ? c.cert_file : c.key_file;
+        if (mine.empty()) continue;
+        bool reported = false;
+        for (const auto& other : cfg_.certificates)
+            for (auto [other_key, theirs] :
+                 {std::pair{"cert_file", &other.cert_file}, std::pair{"key_file", &other.key_file}})
+                if (!reported && same_file(mine, *theirs)) {
+                    error(t.get(key)->source(), std::string(key) + " \"" + mine + "\" is also the " + other_key +
+                                                    " of certificate \"" + other.name + "\"");
+                    reported = true;
+                }
+    }
     get_string_list(t, "deploy", [&](const std::string& s, const toml::source_region&) { c.deploy.push_back(s); });
     if (t.get("settle")) {
         const toml::node* n = t.get("settle");
@@ -462,13 +555,35 @@ void Loader::load_certificate(const toml::table& t) {
     cfg_.certificates.push_back(std::move(c));
 }
 
+// The built-in client answers HTTP-01 on every http listener (http::decide): for a host no
+// route matches as for one whose route says acme = "auto" or "local". Only a route with
+// acme = "backend" hands the challenge to a backend, which does not know our tokens.
+void Loader::check_challenge_reach(const std::string& domain, const toml::source_region& at) {
+    size_t http = 0;
+    std::vector<std::string> handed;
+    for (const auto& l : cfg_.listeners) {
+        if (l.protocol != Protocol::Http) continue;
+        ++http;
+        const Route* r = find_route(l, domain);
+        if (r && r->acme == AcmeMode::Backend) handed.push_back("\"" + l.name + "\"");
+    }
+    if (handed.empty()) return;
+    std::string where = handed.size() == 1 ? "http listener " : "http listeners ";
+    for (size_t i = 0; i < handed.size(); ++i) where += (i > 0 ? ", " : "") + handed[i];
+    std::string msg = "domain \"" + domain + "\" is routed with acme = \"backend\" on " + where;
+    if (handed.size() == http)
+        error(at, msg + ": the built-in client could never answer its HTTP-01 challenge");
+    else
+        warning(at, msg + ": a challenge that arrives there goes to the backend, not to the built-in client");
+}
+
 }  // namespace
 
 LoadResult load_string(std::string_view text, const std::string& path) { return Loader(path).run(text); }
 
 LoadResult load_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
-    if (!in) return {std::nullopt, {{path, 0, 0, "cannot open file"}}};
+    if (!in) return {std::nullopt, {{path, 0, 0, "cannot open file"}}, {}};
     std::ostringstream ss;
     ss << in.rdbuf();
     return load_string(ss.str(), path);

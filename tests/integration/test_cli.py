@@ -126,6 +126,43 @@ class CliTest(ProxyTestCase):
         self.assertEqual(run_cli("validate").returncode, 2)
         self.assertEqual(run_cli("validate", "--config", path, "--bogus").returncode, 2)
 
+    def test_validate_and_run_refuse_overlapping_binds(self):
+        # 0.0.0.0:P and 127.0.0.1:P cannot both be bound; validate said ok and run then failed
+        # at bind time. Now both report the later entry at its position, and run binds nothing.
+        port = free_port()
+        path = self.write("overlap.toml", render_config({}, [
+            {"name": "any", "bind": [addr("0.0.0.0", port)], "protocol": "tcp", "default_backend": "b"},
+            {"name": "lo", "bind": [addr("127.0.0.1", port)], "protocol": "tcp", "default_backend": "b"},
+        ], {"b": {"servers": ["127.0.0.1:9"]}}))
+        with open(path) as f:
+            lines = f.read().splitlines()
+        row = next(i for i, l in enumerate(lines, 1) if f'"127.0.0.1:{port}"' in l)
+        col = lines[row - 1].index(f'"127.0.0.1:{port}"') + 1
+        want = (f'{path}:{row}:{col}: bind address 127.0.0.1:{port} overlaps 0.0.0.0:{port} of listener "any" '
+                "(a wildcard address holds its port on every address of its family)\n")
+        p = run_cli("validate", "--config", path)
+        self.assertEqual((p.returncode, p.stdout, p.stderr.decode()), (1, b"", want))
+        p = run_cli("run", "--config", path, timeout=5)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(want, p.stderr.decode())
+        self.assertNotIn(b"bind_failed", p.stderr)
+        self.assertNotIn(b" ready ", p.stderr)
+
+    def test_validate_prints_warnings_and_run_logs_them(self):
+        # A tls listener with no route and no default backend refuses every connection: a
+        # warning, not an error. validate still says ok; run logs it as config_warning and starts.
+        port = free_port()
+        text = ('[[listeners]]\nname = "refuses"\nbind = ["127.0.0.1:%d"]\nprotocol = "tls"\n' % port)
+        path = self.write("warn.toml", text)
+        message = 'tls listener "refuses" has no routes and no default_backend: it refuses every connection'
+        p = run_cli("validate", "--config", path)
+        self.assertEqual((p.returncode, p.stdout, p.stderr.decode()), (0, b"ok\n", f"{path}:1:1: warning: {message}\n"))
+        proxy = self.start_proxy(text)
+        warning = proxy.wait_event("config_warning")
+        self.assertEqual(warning["level"], "warn")
+        self.assertEqual(warning["at"], f"{proxy.config_path}:1:1: {message}")
+        self.assert_clean_stop(proxy)
+
     def test_run_with_bad_config_exits_1(self):
         path = self.write("bad.toml", BAD)
         p = run_cli("run", "--config", path)

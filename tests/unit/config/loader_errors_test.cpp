@@ -537,3 +537,285 @@ servers = ["127.0.0.1:80"]
 }
 
 }  // TEST_SUITE("config.choices")
+
+// What `run` would refuse at bind time, or what can never work once running: the same checks
+// for validate, run and reload, since all three go through the loader.
+TEST_SUITE("config.loader.cross_checks") {
+
+TEST_CASE("bind addresses that run could not bind side by side, at the later entry") {
+    run({
+        {"IPv4 wildcard, then a specific address on the same port, and the reverse",
+         R"(
+[[listeners]]
+name = "any"
+bind = ["0.0.0.0:443", "127.0.0.1:444"]
+protocol = "tls"
+default_backend = "b"
+[[listeners]]
+name = "lo"
+bind = ["127.0.0.1:443", "0.0.0.0:444", "127.0.0.1:445"]
+protocol = "tls"
+default_backend = "b"
+[backends.b]
+servers = ["127.0.0.1:80"]
+)",
+         {{8, 9,
+           "bind address 127.0.0.1:443 overlaps 0.0.0.0:443 of listener \"any\" (a wildcard address holds its "
+           "port on every address of its family)"},
+          {8, 26, "bind address 0.0.0.0:444 overlaps 127.0.0.1:444 of listener \"any\""}}},
+        {"IPv6 wildcard and loopback; [::] does not overlap 0.0.0.0 (IPV6_V6ONLY)",
+         R"(
+[[listeners]]
+name = "v6"
+bind = ["[::]:443", "0.0.0.0:443"]
+protocol = "tls"
+default_backend = "b"
+[[listeners]]
+name = "lo6"
+bind = "[::1]:443"
+protocol = "tls"
+default_backend = "b"
+[backends.b]
+servers = ["127.0.0.1:80"]
+)",
+         {{8, 8, "bind address [::1]:443 overlaps [::]:443 of listener \"v6\""}}},
+        {"the same listener, wildcard second",
+         R"(
+[[listeners]]
+name = "x"
+bind = ["127.0.0.1:443", "0.0.0.0:443"]
+protocol = "tls"
+default_backend = "b"
+[backends.b]
+servers = ["127.0.0.1:80"]
+)",
+         {{3, 26, "bind address 0.0.0.0:443 overlaps 127.0.0.1:443 of listener \"x\""}}},
+        {"the same address twice in one listener",
+         R"(
+[[listeners]]
+name = "x"
+bind = ["127.0.0.1:443", "127.0.0.1:443"]
+protocol = "tls"
+default_backend = "b"
+[backends.b]
+servers = ["127.0.0.1:80"]
+)",
+         {{3, 26, "bind address 127.0.0.1:443 is already used by listener \"x\""}}},
+        {"IPv4-mapped IPv6 addresses are refused outright",
+         R"(
+[[listeners]]
+name = "x"
+bind = ["127.0.0.1:443", "[::ffff:127.0.0.1]:443", "[::ffff:0.0.0.0]:80"]
+protocol = "tls"
+default_backend = "b"
+[backends.b]
+servers = ["127.0.0.1:80"]
+)",
+         {{3, 26,
+           "bind address [::ffff:127.0.0.1]:443 is an IPv4-mapped IPv6 address, which an IPv6-only socket cannot bind; "
+           "write 127.0.0.1:443"},
+          {3, 52, "bind address [::ffff:0.0.0.0]:80 is an IPv4-mapped IPv6 address"}}},
+    });
+}
+
+TEST_CASE("the overlap rule") {
+    auto a = [](const char* s) { return *sniroute::core::SocketAddress::parse(s); };
+    CHECK(binds_overlap(a("0.0.0.0:1"), a("10.0.0.1:1")));
+    CHECK(binds_overlap(a("10.0.0.1:1"), a("0.0.0.0:1")));
+    CHECK(binds_overlap(a("10.0.0.1:1"), a("10.0.0.1:1")));
+    CHECK(binds_overlap(a("[::]:1"), a("[::1]:1")));
+    CHECK_FALSE(binds_overlap(a("0.0.0.0:1"), a("0.0.0.0:2")));
+    CHECK_FALSE(binds_overlap(a("10.0.0.1:1"), a("10.0.0.2:1")));
+    CHECK_FALSE(binds_overlap(a("[::]:1"), a("0.0.0.0:1")));
+    CHECK_FALSE(binds_overlap(a("[::1]:1"), a("127.0.0.1:1")));
+    CHECK(is_v4_mapped(a("[::ffff:10.0.0.1]:1")));
+    CHECK_FALSE(is_v4_mapped(a("[::1]:1")));
+    CHECK_FALSE(is_v4_mapped(a("10.0.0.1:1")));
+}
+
+TEST_CASE("names and servers that can never work") {
+    run({
+        {"an empty listener name",
+         R"(
+[[listeners]]
+name = ""
+bind = "127.0.0.1:443"
+protocol = "tcp"
+default_backend = "b"
+[[listeners]]
+name = ""
+bind = "127.0.0.1:444"
+protocol = "tcp"
+default_backend = "b"
+[backends.b]
+servers = ["127.0.0.1:80"]
+)",
+         {{2, 8, "listener name must not be empty"}, {7, 8, "listener name must not be empty"}}},
+        {"the same server twice in one backend, however it is written",
+         R"(
+[[listeners]]
+name = "x"
+bind = "127.0.0.1:443"
+protocol = "tcp"
+default_backend = "b"
+[backends.b]
+servers = ["127.0.0.1:80", "[::1]:80", "127.0.0.1:80", "[0::1]:80"]
+[backends.c]
+servers = ["127.0.0.1:80"]
+)",
+         {{7, 40, "[backends.b]: server 127.0.0.1:80 is listed twice"},
+          {7, 56, "[backends.b]: server [0::1]:80 is listed twice"}}},
+    });
+}
+
+namespace {
+
+// An http listener on line 1-4 with one route per acme mode, and [acme]; certificates follow.
+const char* const kHttpFront = R"(
+[[listeners]]
+name = "web"
+bind = "127.0.0.1:80"
+protocol = "http"
+  [[listeners.routes]]
+  match = ["own.example", "*.own.example"]
+  backend = "b"
+  acme = "backend"
+  [[listeners.routes]]
+  match = ["auto.own.example"]
+  backend = "b"
+[backends.b]
+servers = ["127.0.0.1:8080"]
+[acme]
+directory = "https://ca.example/dir"
+)";
+
+std::string with_certs(const char* certs) { return std::string(kHttpFront) + certs; }
+
+}  // namespace
+
+TEST_CASE("certificates that overwrite each other's files") {
+    check_diagnostics(load(with_certs(R"([[certificates]]
+name = "a"
+domains = ["a.example"]
+cert_file = "/etc/ssl/a.pem"
+key_file = "/etc/ssl/a.key"
+[[certificates]]
+name = "b"
+domains = ["b.example"]
+cert_file = "/etc/ssl/./a.pem"
+key_file = "/etc/ssl/a.key"
+[[certificates]]
+name = "c"
+domains = ["c.example"]
+cert_file = "/etc/ssl/c.pem"
+key_file = "/etc/ssl/sub/../a.pem"
+)")),
+                      {{24, 13, "cert_file \"/etc/ssl/./a.pem\" is also the cert_file of certificate \"a\""},
+                       {25, 12, "key_file \"/etc/ssl/a.key\" is also the key_file of certificate \"a\""},
+                       {30, 12, "key_file \"/etc/ssl/sub/../a.pem\" is also the cert_file of certificate \"a\""}});
+}
+
+TEST_CASE("a certificate domain whose challenge every http listener hands to a backend") {
+    check_diagnostics(
+        load(with_certs(R"([[certificates]]
+name = "a"
+domains = ["www.example", "Own.Example", "x.own.example", "auto.own.example"]
+cert_file = "/etc/ssl/a.pem"
+key_file = "/etc/ssl/a.key"
+)")),
+        {{18, 27,
+          "domain \"own.example\" is routed with acme = \"backend\" on http listener \"web\": the "
+          "built-in client could never answer its HTTP-01 challenge"},
+         {18, 42, "domain \"x.own.example\" is routed with acme = \"backend\" on http listener \"web\""}});
+}
+
+TEST_CASE("find_route: exact first, then the longest wildcard, as the router does") {
+    Config c = load_ok(R"(
+[[listeners]]
+name = "x"
+bind = "127.0.0.1:443"
+protocol = "tls"
+  [[listeners.routes]]
+  match = ["*.example"]
+  backend = "b"
+  [[listeners.routes]]
+  match = ["*.a.example", "b.a.example"]
+  backend = "b"
+  [[listeners.routes]]
+  match = "a.example"
+  backend = "b"
+[backends.b]
+servers = ["127.0.0.1:80"]
+)");
+    const Listener& l = c.listeners[0];
+    CHECK(find_route(l, "a.example") == &l.routes[2]);
+    CHECK(find_route(l, "b.a.example") == &l.routes[1]);
+    CHECK(find_route(l, "c.b.a.example") == &l.routes[1]);
+    CHECK(find_route(l, "z.example") == &l.routes[0]);
+    CHECK(find_route(l, "example") == nullptr);
+    CHECK(find_route(l, "other.test") == nullptr);
+}
+
+TEST_CASE("warnings: the config loads, each warning at its position") {
+    SUBCASE("a tls listener with no route and no default backend") {
+        check_warnings(
+            load(R"(
+[[listeners]]
+name = "nothing"
+bind = "127.0.0.1:443"
+protocol = "tls"
+[[listeners]]
+name = "empty"
+bind = "127.0.0.1:444"
+protocol = "tls"
+routes = []
+[[listeners]]
+name = "plain-http"
+bind = "127.0.0.1:80"
+protocol = "http"
+)"),
+            {{1, 1, "tls listener \"nothing\" has no routes and no default_backend: it refuses every connection"},
+             {5, 1, "tls listener \"empty\" has no routes and no default_backend"}});
+    }
+    SUBCASE("a certificate domain handed to a backend on some http listeners only") {
+        std::string text = with_certs(R"([[listeners]]
+name = "web2"
+bind = "127.0.0.1:81"
+protocol = "http"
+[[listeners]]
+name = "web3"
+bind = "127.0.0.1:82"
+protocol = "http"
+  [[listeners.routes]]
+  match = ["*.example"]
+  backend = "b"
+  acme = "backend"
+[[certificates]]
+name = "a"
+domains = ["www.own.example"]
+cert_file = "/etc/ssl/a.pem"
+key_file = "/etc/ssl/a.key"
+)");
+        check_warnings(load(text), {{30, 12,
+                                     "domain \"www.own.example\" is routed with acme = \"backend\" on http listeners "
+                                     "\"web\", \"web3\": a challenge that arrives there goes to the backend, not to "
+                                     "the built-in client"}});
+    }
+    SUBCASE("warnings come back with errors too") {
+        LoadResult r = load(R"(
+[[listeners]]
+name = "nothing"
+bind = "127.0.0.1:443"
+protocol = "tls"
+bogus = 1
+)");
+        CHECK_FALSE(r.config);
+        CHECK(r.diagnostics.size() == 1);
+        REQUIRE(r.warnings.size() == 1);
+        CHECK(r.warnings[0].to_string("warning") ==
+              "test.toml:1:1: warning: tls listener \"nothing\" has no routes and no default_backend: it refuses every "
+              "connection");
+    }
+}
+
+}  // TEST_SUITE("config.loader.cross_checks")

@@ -52,6 +52,24 @@ inline void check_diagnostics(const LoadResult& r, const std::vector<Want>& want
     for (const auto& d : r.diagnostics) CHECK(d.file == kPath);
 }
 
+// The load must succeed with exactly these warnings, in any order, each at its LINE:COLUMN and
+// containing its message part.
+inline void check_warnings(const LoadResult& r, const std::vector<Want>& wants) {
+    INFO("diagnostics:", describe(r.diagnostics));
+    INFO("warnings:", describe(r.warnings));
+    CHECK(r.config.has_value());
+    CHECK(r.diagnostics.empty());
+    CHECK(r.warnings.size() == wants.size());
+    for (const auto& w : wants) {
+        bool found = false;
+        for (const auto& d : r.warnings)
+            found = found ||
+                    (d.line == w.line && d.column == w.column && d.message.find(w.message_part) != std::string::npos);
+        CHECK_MESSAGE(found, "expected warning ", kPath, ":", w.line, ":", w.column, ": ...", w.message_part, "...");
+    }
+    for (const auto& d : r.warnings) CHECK(d.file == kPath);
+}
+
 // A config that must load without a single diagnostic.
 inline Config load_ok(std::string_view text) {
     LoadResult r = load(text);
