@@ -14,6 +14,8 @@ namespace sniroute::acme {
 namespace {
 
 constexpr size_t kMaxHeaderBytes = 64 * 1024;
+// Interim (1xx) responses skipped before the final one; a server that sends more is broken.
+constexpr int kMaxInterimResponses = 16;
 
 std::string ssl_error_string() {
     unsigned long e = ERR_get_error();
@@ -202,6 +204,7 @@ private:
             llhttp_errno_t err = llhttp_execute(&parser_, buf, static_cast<size_t>(r));
             if (complete_) return succeed();
             if (too_large_) return fail("HTTP response too large");
+            if (status_refused_) return fail(bad_status_message());
             if (err != HPE_OK) return fail(std::string("bad HTTP response: ") + llhttp_errno_name(err));
         }
         flush();
@@ -266,8 +269,37 @@ private:
         }
         return 0;
     }
-    // A response to HEAD has no body whatever its Content-Length says (RFC 9110 9.3.2).
-    static int on_headers_complete(llhttp_t* p) noexcept { return self(p)->req_.method == "HEAD" ? 1 : 0; }
+    // llhttp 8 takes any status from 0 to 999, and parses a 1xx response as a message of its
+    // own, bodiless unless it carries a Content-Length (which llhttp would then read), after
+    // which it goes on to the next message. RFC 9110 15 defines 100-599 only, so
+    // anything else is a broken server, not a success. Of the 1xx: 15.2 says a client "MUST be
+    // able to parse one or more 1xx responses received prior to a final response, even if the
+    // client does not expect one" and may ignore them, so 100 Continue, 102, 103 Early Hints
+    // (which a CDN in front of a CA may send) and unassigned ones are skipped, bodiless. 101
+    // Switching Protocols is refused: we asked for no upgrade (RFC 9110 7.8), and the bytes
+    // after it would not be HTTP.
+    static int on_headers_complete(llhttp_t* p) noexcept {
+        Conn* c = self(p);
+        int status = p->status_code;
+        if (status < 100 || status > 599 || status == 101 || (status < 200 && c->interim_ >= kMaxInterimResponses)) {
+            c->status_refused_ = true;
+            c->bad_status_ = status;
+            return -1;  // ends the parse with HPE_CB_HEADERS_COMPLETE; drive() reports bad_status_
+        }
+        if (status < 200) {
+            c->interim_status_ = true;
+            return 1;  // no body
+        }
+        // A response to HEAD has no body whatever its Content-Length says (RFC 9110 9.3.2).
+        return c->req_.method == "HEAD" ? 1 : 0;
+    }
+    std::string bad_status_message() const {
+        std::string s = std::to_string(bad_status_);
+        if (bad_status_ == 101) return "unexpected HTTP status 101 Switching Protocols: no upgrade was asked for";
+        if (bad_status_ >= 100 && bad_status_ < 200)
+            return "more than " + std::to_string(kMaxInterimResponses) + " interim (1xx) responses, the last " + s;
+        return "bad HTTP status " + s + " (not 100-599)";
+    }
     static int on_body(llhttp_t* p, const char* at, size_t n) noexcept {
         Conn* c = self(p);
         if (c->out_->response.body.size() + n > Fetch::kMaxBody) return c->too_large();
@@ -280,6 +312,14 @@ private:
     }
     static int on_message_complete(llhttp_t* p) noexcept {
         Conn* c = self(p);
+        if (c->interim_status_) {
+            // An interim response: forget its headers and let llhttp parse the next message.
+            c->interim_status_ = false;
+            c->in_field_ = false;
+            ++c->interim_;
+            c->out_->response.headers.clear();
+            return 0;
+        }
         c->complete_ = true;
         c->out_->response.status = p->status_code;
         return HPE_PAUSED;
@@ -352,7 +392,11 @@ private:
     bool done_ = false;
     bool in_field_ = false;
     bool too_large_ = false;
-    size_t header_bytes_ = 0;
+    bool interim_status_ = false;  // the message being parsed is a 1xx response
+    int interim_ = 0;              // 1xx responses skipped so far
+    bool status_refused_ = false;  // the parse ended at a status we refuse: bad_status_
+    int bad_status_ = 0;
+    size_t header_bytes_ = 0;  // all responses', interim ones included
 };
 
 }  // namespace

@@ -226,4 +226,77 @@ TEST_CASE("a malformed or truncated response is an error, not a hang") {
     }
 }
 
+// One connection to a server that answers `response`, whatever the request.
+Outcome fetch_answer(const std::string& response, const std::string& method = "GET") {
+    Pki pki("localhost");
+    acme_test::TlsTestServer server({pki.cert_pem, &pki.key, 0, 1, [&](const std::string&) { return response; }});
+    TlsClientContext ctx(pki.bundle);
+    return fetch(ctx, {method, url(server.port(), "/acct"), "", "", ""});
+}
+
+TEST_CASE("a status outside 100-599 is a transport error naming the request and the status") {
+    // llhttp parses any status from 0 to 999; RFC 9110 15 defines 100-599 only.
+    const std::pair<const char*, int> cases[] = {
+        {"HTTP/1.1 600 Beyond\r\nContent-Length: 2\r\n\r\nok", 600},
+        {"HTTP/1.1 999 Nine\r\nContent-Length: 0\r\n\r\n", 999},
+        {"HTTP/1.1 099 Low\r\nContent-Length: 0\r\n\r\n", 99},
+        {"HTTP/1.1 0 Zero\r\nContent-Length: 0\r\n\r\n", 0},
+    };
+    for (const auto& [response, status] : cases) {
+        CAPTURE(response);
+        Outcome o = fetch_answer(response);
+        // "GET https://localhost:PORT/acct: bad HTTP status 600 (not 100-599)"
+        CHECK(o.error.starts_with("GET https://localhost:"));
+        CHECK(o.error.ends_with("/acct: bad HTTP status " + std::to_string(status) + " (not 100-599)"));
+    }
+    // The edges are accepted: 599 is a server error the ACME client reads as a problem document.
+    Outcome o = fetch_answer("HTTP/1.1 599 Edge\r\nContent-Length: 2\r\n\r\n{}");
+    CHECK(o.error == "");
+    CHECK(o.response.status == 599);
+}
+
+TEST_CASE("1xx: interim responses are skipped, 101 is refused, a lone 100 is incomplete") {
+    {
+        // 100 Continue and 103 Early Hints (with a header of its own) before the final answer:
+        // the caller sees the final status, headers and body only.
+        Outcome o = fetch_answer(
+            "HTTP/1.1 100 Continue\r\n\r\n"
+            "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+            "HTTP/1.1 201 Created\r\nLocation: https://x/acct/1\r\nContent-Length: 2\r\n\r\n{}",
+            "POST");
+        CHECK(o.error == "");
+        CHECK(o.response.status == 201);
+        CHECK(o.response.body == "{}");
+        CHECK(o.response.header("location") == "https://x/acct/1");
+        CHECK(o.response.header("link") == "");
+        CHECK(o.response.headers.size() == 2);
+    }
+    {
+        // An interim response's Content-Length does not give it a body.
+        Outcome o = fetch_answer(
+            "HTTP/1.1 102 Processing\r\nContent-Length: 5\r\n\r\n"
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nyes");
+        CHECK(o.error == "");
+        CHECK(o.response.status == 200);
+        CHECK(o.response.body == "yes");
+    }
+    {
+        Outcome o =
+            fetch_answer("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n");
+        CHECK(o.error.ends_with("/acct: unexpected HTTP status 101 Switching Protocols: no upgrade was asked for"));
+        o = fetch_answer("HTTP/1.1 101 Switching Protocols\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        CHECK(o.error.ends_with("/acct: unexpected HTTP status 101 Switching Protocols: no upgrade was asked for"));
+    }
+    {
+        Outcome o = fetch_answer("HTTP/1.1 100 Continue\r\n\r\n");
+        CHECK(o.error.ends_with("/acct: connection closed before a complete response"));
+    }
+    {
+        std::string many;
+        for (int i = 0; i < 17; ++i) many += "HTTP/1.1 100 Continue\r\n\r\n";
+        Outcome o = fetch_answer(many + "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        CHECK(o.error.ends_with("/acct: more than 16 interim (1xx) responses, the last 100"));
+    }
+}
+
 }  // TEST_SUITE("acme.https_client")
