@@ -7,7 +7,6 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
@@ -320,9 +319,10 @@ void Loader::load_backends(const toml::table& t) {
         get_string_list(*b, "servers", [&](const std::string& s, const toml::source_region& at) {
             auto a = core::SocketAddress::parse(s);
             if (!a) return error(at, "cannot parse server address \"" + s + "\" (expected IPv4:PORT or [IPv6]:PORT)");
-            // Failover would only try the same server again.
+            // Only a warning: failover tries the server again, which works and which a test may
+            // want, but is rarely what was meant.
             if (std::find(be.servers.begin(), be.servers.end(), *a) != be.servers.end())
-                return error(at, where + ": server " + s + " is listed twice");
+                warning(at, where + ": server " + s + " is listed twice (failover will try it again)");
             be.servers.push_back(*a);
         });
         const toml::node* servers = b->get("servers");
@@ -525,7 +525,7 @@ void Loader::load_certificate(const toml::table& t) {
         else if (v)
             (std::string_view(key) == "cert_file" ? c.cert_file : c.key_file) = *v;
     }
-    if (!c.cert_file.empty() && c.cert_file == c.key_file)
+    if (!c.cert_file.empty() && same_file(c.cert_file, c.key_file))
         error(t.get("key_file")->source(), "key_file and cert_file are the same file");
     // Two certificates writing one file would overwrite each other on every renewal.
     for (const char* key : {"cert_file", "key_file"}) {

@@ -633,7 +633,7 @@ TEST_CASE("the overlap rule") {
     CHECK_FALSE(is_v4_mapped(a("10.0.0.1:1")));
 }
 
-TEST_CASE("names and servers that can never work") {
+TEST_CASE("names that can never work") {
     run({
         {"an empty listener name",
          R"(
@@ -651,26 +651,13 @@ default_backend = "b"
 servers = ["127.0.0.1:80"]
 )",
          {{2, 8, "listener name must not be empty"}, {7, 8, "listener name must not be empty"}}},
-        {"the same server twice in one backend, however it is written",
-         R"(
-[[listeners]]
-name = "x"
-bind = "127.0.0.1:443"
-protocol = "tcp"
-default_backend = "b"
-[backends.b]
-servers = ["127.0.0.1:80", "[::1]:80", "127.0.0.1:80", "[0::1]:80"]
-[backends.c]
-servers = ["127.0.0.1:80"]
-)",
-         {{7, 40, "[backends.b]: server 127.0.0.1:80 is listed twice"},
-          {7, 56, "[backends.b]: server [0::1]:80 is listed twice"}}},
     });
 }
 
 namespace {
 
-// An http listener on line 1-4 with one route per acme mode, and [acme]; certificates follow.
+// Lines 1-15: an http listener whose routes hand own.example and *.own.example to the backend
+// (acme = "backend") but not auto.own.example, and [acme]; certificates start on line 16.
 const char* const kHttpFront = R"(
 [[listeners]]
 name = "web"
@@ -713,6 +700,14 @@ key_file = "/etc/ssl/sub/../a.pem"
                       {{24, 13, "cert_file \"/etc/ssl/./a.pem\" is also the cert_file of certificate \"a\""},
                        {25, 12, "key_file \"/etc/ssl/a.key\" is also the key_file of certificate \"a\""},
                        {30, 12, "key_file \"/etc/ssl/sub/../a.pem\" is also the cert_file of certificate \"a\""}});
+    // Within one certificate the paths are compared the same way.
+    check_diagnostics(load(with_certs(R"([[certificates]]
+name = "a"
+domains = ["a.example"]
+cert_file = "/etc/ssl/a.pem"
+key_file = "/etc/ssl//a.pem"
+)")),
+                      {{20, 12, "key_file and cert_file are the same file"}});
 }
 
 TEST_CASE("a certificate domain whose challenge every http listener hands to a backend") {
@@ -800,6 +795,21 @@ key_file = "/etc/ssl/a.key"
                                      "domain \"www.own.example\" is routed with acme = \"backend\" on http listeners "
                                      "\"web\", \"web3\": a challenge that arrives there goes to the backend, not to "
                                      "the built-in client"}});
+    }
+    SUBCASE("the same server twice in one backend, however it is written") {
+        check_warnings(load(R"(
+[[listeners]]
+name = "x"
+bind = "127.0.0.1:443"
+protocol = "tcp"
+default_backend = "b"
+[backends.b]
+servers = ["127.0.0.1:80", "[::1]:80", "127.0.0.1:80", "[0::1]:80"]
+[backends.c]
+servers = ["127.0.0.1:80"]
+)"),
+                       {{7, 40, "[backends.b]: server 127.0.0.1:80 is listed twice (failover will try it again)"},
+                        {7, 56, "[backends.b]: server [0::1]:80 is listed twice"}});
     }
     SUBCASE("warnings come back with errors too") {
         LoadResult r = load(R"(
