@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include "core/log.hpp"
+#include "proxy/deferred_accept.hpp"
 #include "proxy/proxy_protocol.hpp"
 #include "proxy/uv_cast.hpp"
 
@@ -54,7 +55,17 @@ void Session::accept(LoopContext& ctx, uv_stream_t* server, size_t li, bool node
 void Session::start() {
     inspector_ = make_first_inspector(env());
     if (!inspector_) return route_and_connect("");
-    arm_timer(global().inspect_timeout_ms);
+    // The head deadline counts from the client's connect, which on a deferring listener may be
+    // up to `deferred` before this accept: a client that has sent nothing is handed over only
+    // once the kernel has held it that long, and one that has spoken at once. Which of the two
+    // this is cannot be told here without a syscall (the socket's age is not kept), but it can
+    // when the deadline fires, for free: so it is armed `deferred` early, and then a session
+    // that has read nothing at all is closed (it has been silent for the whole timeout), and
+    // one that has read something gets the rest (see on_timer). A client held back that then
+    // sends part of its head at once gets up to `deferred` more than the timeout; a silent one
+    // never does.
+    uint64_t deferred = deferred_accept_ms(listener(), global());
+    arm_timer(global().inspect_timeout_ms - deferred);
     if (!relay_.start_reading(relay_.up())) close(Outcome::Error, Side::Internal, "read_start failed");
 }
 
@@ -289,9 +300,16 @@ void Session::on_timer(uv_timer_t* t) noexcept {
     auto* s = static_cast<Session*>(t->data);
     if (s->closing_) return;
     switch (s->phase_) {
-        case Phase::Inspect:
+        case Phase::Inspect: {
             if (s->answers_ > 0 && s->head_.empty()) return s->close(Outcome::Ok, Side::Client);  // idle keep-alive
+            // The first head's deadline, armed early by start() on a deferring listener: a
+            // client that has sent a byte was handed over at its connect and has the rest.
+            uint64_t age = uv_now(s->ctx_.loop()) - s->started_ms_;
+            bool spoke = !s->head_.empty() || !s->first_inspector_;
+            if (s->answers_ == 0 && spoke && age < s->global().inspect_timeout_ms)
+                return s->arm_timer(s->global().inspect_timeout_ms - age);
             return s->close(Outcome::Timeout, Side::Client, s->inspector_->timeout_reason());
+        }
         case Phase::Linger: return s->close(Outcome::Ok, Side::Client);
         case Phase::Connecting: return s->connect_failed("connect timeout");
         case Phase::Relay: break;

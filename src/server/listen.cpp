@@ -9,14 +9,14 @@
 #include <cstring>
 
 #include "core/log.hpp"
+#include "proxy/deferred_accept.hpp"
 
 namespace sniroute::server {
 
 using core::SocketAddress;
 
 int defer_accept_secs(const config::Listener& l, const config::Global& g) {
-    if (l.protocol == config::Protocol::Tcp) return 0;
-    return static_cast<int>((g.inspect_timeout_ms + 999) / 1000);
+    return static_cast<int>(proxy::deferred_accept_ms(l, g) / 1000);
 }
 
 int make_listen_socket(const SocketAddress& addr, int defer_accept_secs, std::string& err) {
@@ -32,7 +32,8 @@ int make_listen_socket(const SocketAddress& addr, int defer_accept_secs, std::st
     if (addr.family() == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     if (defer_accept_secs > 0) {
         // No wake-up until the client has sent something: for TLS, the ClientHello. A client
-        // that sends nothing is handed over after this long, and then meets our own deadline.
+        // that sends nothing is handed over after this long, which the session counts against
+        // its deadline (proxy/deferred_accept.hpp).
         ::setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_accept_secs, sizeof defer_accept_secs);
     }
     if (::bind(fd, addr.sa(), addr.len()) != 0 || ::listen(fd, 4096) != 0) {

@@ -11,9 +11,8 @@
 
 namespace sniroute::server {
 
-// TCP_DEFER_ACCEPT seconds for a listener. Deferred accept only pays off where the client speaks
-// first and we must wait for it anyway (TLS, HTTP); it stays off for tcp listeners, where the
-// server may speak first (SMTP, IMAP). Applied at bind time and again on every reload.
+// TCP_DEFER_ACCEPT seconds for a listener: proxy::deferred_accept_ms, which says why it is 1 s
+// on tls and http listeners and off on tcp ones. Applied at bind time and again on every reload.
 int defer_accept_secs(const config::Listener& l, const config::Global& g);
 
 // A bound, listening socket for one (listener, address) pair, made by the control thread and
