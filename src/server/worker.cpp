@@ -1,9 +1,13 @@
 #include "server/worker.hpp"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <utility>
 
 #include "core/log.hpp"
 #include "proxy/session.hpp"
@@ -24,7 +28,25 @@ struct Worker::ListenHandle {
     SocketAddress addr;
     long index = -1;       // listener index in the worker's current snapshot
     bool nodelay = false;  // TCP_NODELAY set here, and so inherited by accepted sockets
+    // Connections lost at accept(), since this socket was opened: for metrics, and for the
+    // rate-limited accept_failed line, which says how many since the last one.
+    uint64_t accept_failures = 0;
+    uint64_t unlogged = 0;
+    uint64_t last_log_ms = 0;
+    bool logged = false;
+    int last_error = 0;
+    // libuv holds an accepted connection for us and has stopped watching the socket.
+    bool paused = false;
 };
+
+namespace {
+
+// At most one accept_failed line per listening socket per this long.
+constexpr uint64_t kAcceptLogIntervalMs = 1000;
+// How often a listener paused for want of descriptors tries again (nginx waits 500 ms).
+constexpr uint64_t kAcceptRetryMs = 250;
+
+}  // namespace
 
 Worker::Worker(unsigned id, Shared& shared, route::SnapshotPtr snap)
     : id_(id), ctx_(&loop_, shared.connections, shared.tokens, std::move(snap)) {}
@@ -57,6 +79,11 @@ bool Worker::run(std::vector<ListenSocket> sockets) {
     async_.data = this;
     uv_timer_init(&loop_, &drain_timer_);
     drain_timer_.data = this;
+    uv_timer_init(&loop_, &accept_log_timer_);
+    accept_log_timer_.data = this;
+    uv_timer_init(&loop_, &accept_retry_timer_);
+    accept_retry_timer_.data = this;
+    open_reserve();
     for (auto& ls : sockets) open_socket(std::move(ls));
     listening.store(true);
     uv_run(&loop_, UV_RUN_DEFAULT);
@@ -68,7 +95,9 @@ bool Worker::run(std::vector<ListenSocket> sockets) {
             [](uv_handle_t* h, void*) noexcept { log_error("leaked_handle").kv("type", uv_handle_type_name(h->type)); },
             nullptr);
     }
-    log_info("worker_stopped").kv("worker", id_).kv("accepted", accepted_);
+    for (int& fd : reserve_fds_)
+        if (fd >= 0) ::close(std::exchange(fd, -1));
+    log_info("worker_stopped").kv("worker", id_).kv("accepted", accepted_).kv("accept_failed", accept_failures_);
     finished.store(true);
     return rc == 0;
 }
@@ -169,8 +198,10 @@ void Worker::apply_reload() {
             if (uv_fileno(proxy::as_handle(&h->tcp), &fd) == 0)
                 ::setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof secs);
             kept.push_back(h);
-        } else
+        } else {
+            if (h->unlogged > 0) log_accept_failures(h);
             uv_close(proxy::as_handle(&h->tcp), on_listen_closed);
+        }
     }
     listeners_.swap(kept);
     for (auto& ls : added) open_socket(std::move(ls));
@@ -182,14 +213,135 @@ void Worker::apply_reload() {
 void Worker::on_connection(uv_stream_t* server, int status) noexcept {
     auto* h = static_cast<ListenHandle*>(server->data);
     Worker* w = h->worker;
-    if (status < 0) {
-        // EMFILE and friends: the kernel keeps the connection queued; log and carry on.
-        log_warn("accept_failed").kv("listener", h->listener).kv("error", uv_strerror(status));
+    if (status < 0) return w->accept_failed(h, status);
+    if (w->stopping_ || h->index < 0) return refuse(server);
+    // The connection just accepted may have taken the last descriptor. Then the next accept()
+    // fails, and libuv sheds the queue with its reserve descriptor without a word to us (see
+    // accept_failed). So, as nginx does on EMFILE, stop accepting for a while instead: leaving
+    // the connection unaccepted makes libuv stop watching the socket and keep it for us, and
+    // the queue waits in the kernel. on_accept_retry hands it to a session once a descriptor
+    // is free again. Costs a dup and a close per connection.
+    if (w->descriptors_exhausted()) {
+        h->paused = true;
+        w->accept_failed(h, UV_EMFILE);
+        if (!uv_is_active(proxy::as_handle(&w->accept_retry_timer_)))
+            uv_timer_start(&w->accept_retry_timer_, on_accept_retry, kAcceptRetryMs, 0);
         return;
     }
-    if (w->stopping_ || h->index < 0) return refuse(server);
     ++w->accepted_;
     proxy::Session::accept(w->ctx_, server, static_cast<size_t>(h->index), h->nodelay);
+}
+
+// A connection lost at accept(). libuv 1.44 (uv__server_io in src/unix/stream.c) meets
+// EMFILE/ENFILE with a reserve descriptor of its own: it closes it, accepts and closes every
+// queued connection, reopens it, and does not call us at all. We are called when that failed:
+// its reserve is gone (another thread took the freed slot first, or it could not be reopened).
+// libuv then calls accept() again at once, in a loop that runs no other callback, so while the
+// descriptors stay exhausted it spins at 100% CPU and no session can even close to free one.
+// Emptying the queue here with reserves of our own makes its next accept() say EAGAIN, which
+// ends that loop. The connections so shed are counted and logged, at most one line per second
+// per listening socket, with the count since the previous line.
+void Worker::accept_failed(ListenHandle* h, int status) {
+    uint64_t lost = 1;
+    if (status == UV_EMFILE || status == UV_ENFILE) {
+        uint64_t shed = shed_queue(h);
+        if (shed > 0) lost = shed;
+    }
+    h->accept_failures += lost;
+    h->unlogged += lost;
+    accept_failures_ += lost;
+    h->last_error = status;
+    uint64_t now = uv_now(&loop_);
+    if (!h->logged || now - h->last_log_ms >= kAcceptLogIntervalMs) return log_accept_failures(h);
+    if (!uv_is_active(proxy::as_handle(&accept_log_timer_)))
+        uv_timer_start(&accept_log_timer_, on_accept_log_timer, h->last_log_ms + kAcceptLogIntervalMs - now, 0);
+}
+
+void Worker::log_accept_failures(ListenHandle* h) {
+    log_warn("accept_failed")
+        .kv("listener", h->listener)
+        .kv("bind", h->addr.to_string())
+        .kv("error", uv_strerror(h->last_error))
+        .kv("count", h->unlogged)
+        .kv("total", h->accept_failures);
+    h->unlogged = 0;
+    h->logged = true;
+    h->last_log_ms = uv_now(&loop_);
+}
+
+// Writes the lines the rate limit held back, once each is due; comes back for the rest.
+void Worker::on_accept_log_timer(uv_timer_t* t) noexcept {
+    auto* w = static_cast<Worker*>(t->data);
+    uint64_t now = uv_now(&w->loop_), next = 0;
+    for (ListenHandle* h : w->listeners_) {
+        if (h->unlogged == 0) continue;
+        uint64_t due = h->last_log_ms + kAcceptLogIntervalMs;
+        if (now >= due)
+            w->log_accept_failures(h);
+        else if (next == 0 || due - now < next)
+            next = due - now;
+    }
+    if (next > 0) uv_timer_start(t, on_accept_log_timer, next, 0);
+}
+
+bool Worker::descriptors_exhausted() const {
+    if (reserve_fds_[0] < 0) return false;  // nothing to probe with: we were short from the start
+    int fd = ::fcntl(reserve_fds_[0], F_DUPFD_CLOEXEC, 0);
+    if (fd >= 0) {
+        ::close(fd);
+        return false;
+    }
+    return errno == EMFILE || errno == ENFILE;
+}
+
+// Resumes the paused listeners once a descriptor is free: uv_accept in the session restarts
+// libuv's watching of the socket.
+void Worker::on_accept_retry(uv_timer_t* t) noexcept {
+    auto* w = static_cast<Worker*>(t->data);
+    bool still = false;
+    for (ListenHandle* h : w->listeners_) {
+        if (!h->paused) continue;
+        if (w->descriptors_exhausted()) {
+            w->accept_failed(h, UV_EMFILE);
+            still = true;
+            continue;
+        }
+        h->paused = false;
+        if (w->stopping_ || h->index < 0) {
+            refuse(proxy::as_stream(&h->tcp));
+            continue;
+        }
+        ++w->accepted_;
+        proxy::Session::accept(w->ctx_, proxy::as_stream(&h->tcp), static_cast<size_t>(h->index), h->nodelay);
+    }
+    if (still) uv_timer_start(t, on_accept_retry, kAcceptRetryMs, 0);
+}
+
+void Worker::open_reserve() {
+    for (int& fd : reserve_fds_)
+        if (fd < 0) fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+// Accepts and closes every queued connection, giving up a reserve descriptor for as long as
+// that takes (two, should another thread take the first freed slot), then takes them back.
+// Returns how many connections were closed.
+uint64_t Worker::shed_queue(ListenHandle* h) {
+    uv_os_fd_t lfd;
+    if (uv_fileno(proxy::as_handle(&h->tcp), &lfd) != 0) return 0;
+    uint64_t shed = 0;
+    for (int& reserve : reserve_fds_) {
+        if (reserve < 0) continue;
+        ::close(std::exchange(reserve, -1));
+        int c;
+        while ((c = ::accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC)) >= 0 || errno == EINTR)
+            if (c >= 0) {
+                ::close(c);
+                ++shed;
+            }
+        if (errno != EMFILE && errno != ENFILE) break;  // EAGAIN: the queue is empty
+    }
+    open_reserve();
+    return shed;
 }
 
 void Worker::refuse(uv_stream_t* server) {
@@ -203,7 +355,10 @@ void Worker::on_refused_closed(uv_handle_t* h) noexcept { delete reinterpret_cas
 
 void Worker::begin_stop() {
     stopping_ = true;
-    for (ListenHandle* h : listeners_) uv_close(proxy::as_handle(&h->tcp), on_listen_closed);
+    for (ListenHandle* h : listeners_) {
+        if (h->unlogged > 0) log_accept_failures(h);
+        uv_close(proxy::as_handle(&h->tcp), on_listen_closed);
+    }
     listeners_.clear();
     uint64_t drain_ms;
     {
@@ -241,6 +396,8 @@ void Worker::maybe_finish() {
     }
     uv_close(proxy::as_handle(&async_), nullptr);
     uv_close(proxy::as_handle(&drain_timer_), nullptr);
+    uv_close(proxy::as_handle(&accept_log_timer_), nullptr);
+    uv_close(proxy::as_handle(&accept_retry_timer_), nullptr);
 }
 
 }  // namespace sniroute::server

@@ -60,16 +60,31 @@ private:
     static void on_refused_closed(uv_handle_t* h) noexcept;
     static void on_listen_closed(uv_handle_t* h) noexcept;
     static void on_drain_timeout(uv_timer_t* t) noexcept;
+    void accept_failed(ListenHandle* h, int status);
+    void log_accept_failures(ListenHandle* h);
+    static void on_accept_log_timer(uv_timer_t* t) noexcept;
+    bool descriptors_exhausted() const;
+    static void on_accept_retry(uv_timer_t* t) noexcept;
     static void on_sessions_gone(void* worker) noexcept;
 
     unsigned id_;
     uv_loop_t loop_{};
     uv_async_t async_{};
     uv_timer_t drain_timer_{};
+    // Writes the accept_failed lines held back by the one-per-second-per-listener rate limit.
+    uv_timer_t accept_log_timer_{};
+    // Retries the listeners paused because no descriptor was left (see on_connection).
+    uv_timer_t accept_retry_timer_{};
+    // A descriptor kept open so that, when accept() fails for want of descriptors, there is one
+    // to give up: the queued connections are then accepted and closed (see accept_failed).
+    int reserve_fds_[2] = {-1, -1};
+    void open_reserve();
+    uint64_t shed_queue(ListenHandle* h);
     // What sessions may use of this loop, the snapshot and the list of live sessions included.
     proxy::LoopContext ctx_;
     std::vector<ListenHandle*> listeners_;
     uint64_t accepted_ = 0;
+    uint64_t accept_failures_ = 0;  // every listener's, since start (each has its own too)
 
     bool stopping_ = false;
     bool finishing_ = false;

@@ -3,6 +3,7 @@ the others alone; idle_timeout closes idle relays and only idle ones; workers = 
 stops clean, and shares one connection limit."""
 
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -173,6 +174,82 @@ class SilentClientTest(ProxyTestCase):
         got = proxy.wait_count("conn", 4)
         self.assertEqual([e["outcome"] for e in got], ["timeout"] * 4)
         self.assertEqual(backend.count(), 0)
+
+
+class DescriptorExhaustionTest(ProxyTestCase):
+    """Under `prlimit --nofile=64:64` more connections than descriptors: accept_failed is
+    logged with a count, at most about once a second per listener, the loop does not spin, and
+    the proxy serves again once the connections are gone."""
+
+    def test_accept_failures_are_logged_and_the_proxy_recovers(self):
+        prlimit = harness.tool_path("prlimit")
+        if prlimit is None:
+            self.skipTest("prlimit (util-linux) missing")
+        backend = self.tcp_server(harness.echo)
+        port = free_port()
+        cfg = render_config({}, [
+            {"name": "tcp", "bind": [addr("127.0.0.1", port)], "protocol": "tcp", "default_backend": "echo"},
+        ], {"echo": {"servers": [backend.address]}})
+        proxy = harness.Sniroute(self.workdir, cfg)
+        proxy.extra_args = []
+        self.addCleanup(proxy.kill)
+        # Started by hand, to run under prlimit; stopped and checked below.
+        proxy.proc = subprocess.Popen([prlimit, "--nofile=64:64", harness.BIN, "run", "--config", proxy.config_path],
+                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proxy.reader = threading.Thread(target=proxy._read, daemon=True)
+        proxy.reader.start()
+        proxy.wait_event("ready")
+        # Each relayed connection takes two descriptors: 100 connections need far more than 64.
+        conns = [self.connect(port) for _ in range(100)]
+        first = proxy.wait_event("accept_failed", timeout=10)
+        self.assertEqual((first["listener"], first["error"]), ("tcp", "too many open files"))
+        self.assertGreaterEqual(int(first["count"]), 1)
+        # While the descriptors stay exhausted: no busy loop, and about one line a second.
+        t0 = time.monotonic()
+        cpu0 = _cpu_seconds(proxy.pid)
+        time.sleep(3.0)
+        cpu = _cpu_seconds(proxy.pid) - cpu0
+        elapsed = time.monotonic() - t0
+        self.assertLess(cpu, 0.5 * elapsed, f"{cpu:.2f}s of CPU in {elapsed:.2f}s: the accept loop spins")
+        lines = proxy.events("accept_failed")
+        # 3 s after the first line: at most one a second, and so 5 at the very most (the bound
+        # counts the first line and a line whose second straddles each end of the window).
+        self.assertLessEqual(len(lines), 5, lines)
+        for a, b in zip(lines, lines[1:]):
+            self.assertGreaterEqual(_ms(b["ts"]) - _ms(a["ts"]), 990, (a, b))
+        self.assertEqual(int(lines[-1]["total"]), sum(int(e["count"]) for e in lines))
+        for c in conns:
+            c.close()
+        # Served again once the connections are gone (the rate-limit timer and the retry timer
+        # bring it back within a second or so; 20 s bounds a broken build only).
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                s = self.connect(port)
+                s.sendall(b"back")
+                if harness.recv_exactly(s, 4) == b"back":
+                    break
+            except (OSError, AssertionError):
+                pass
+            self.assertLess(time.monotonic(), deadline, "the proxy did not serve again")
+            time.sleep(0.2)
+        s.close()
+        self.assert_clean_stop(proxy)
+        stopped = proxy.events("worker_stopped")[-1]
+        self.assertGreater(int(stopped["accept_failed"]), 0)
+
+
+def _cpu_seconds(pid):
+    """User + system CPU time of a process, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _ms(ts):
+    """Milliseconds of the day of a log timestamp such as 2026-12-04T19:44:58.517Z."""
+    h, m, s = ts.split("T")[1].rstrip("Z").split(":")
+    return int((int(h) * 3600 + int(m) * 60 + float(s)) * 1000)
 
 
 class WorkersTest(ProxyTestCase):
