@@ -213,17 +213,23 @@ void Worker::apply_reload() {
 void Worker::on_connection(uv_stream_t* server, int status) noexcept {
     auto* h = static_cast<ListenHandle*>(server->data);
     Worker* w = h->worker;
-    if (status < 0) return w->accept_failed(h, status);
+    if (status < 0) {
+        // An error libuv passes on: see accept_failed. The failed accept() left a connection in
+        // the queue; for want of descriptors the whole queue is shed.
+        uint64_t shed = status == UV_EMFILE || status == UV_ENFILE ? w->shed_queue(h) : 0;
+        return w->accept_failed(h, status, shed > 0 ? shed : 1);
+    }
     if (w->stopping_ || h->index < 0) return refuse(server);
     // The connection just accepted may have taken the last descriptor. Then the next accept()
     // fails, and libuv sheds the queue with its reserve descriptor without a word to us (see
-    // accept_failed). So, as nginx does on EMFILE, stop accepting for a while instead: leaving
-    // the connection unaccepted makes libuv stop watching the socket and keep it for us, and
-    // the queue waits in the kernel. on_accept_retry hands it to a session once a descriptor
-    // is free again. Costs a dup and a close per connection.
+    // accept_failed). So, as nginx does on EMFILE, we stop accepting for a while instead:
+    // leaving the connection unaccepted makes libuv stop watching the socket and keep it for
+    // us. on_accept_retry hands it to a session once a descriptor is free again, and until then
+    // sheds, counts and logs what queues up meanwhile, so that those clients learn at once
+    // rather than at their own timeout. Costs a dup and a close per connection.
     if (w->descriptors_exhausted()) {
         h->paused = true;
-        w->accept_failed(h, UV_EMFILE);
+        if (uint64_t shed = w->shed_queue(h); shed > 0) w->accept_failed(h, UV_EMFILE, shed);
         if (!uv_is_active(proxy::as_handle(&w->accept_retry_timer_)))
             uv_timer_start(&w->accept_retry_timer_, on_accept_retry, kAcceptRetryMs, 0);
         return;
@@ -232,21 +238,16 @@ void Worker::on_connection(uv_stream_t* server, int status) noexcept {
     proxy::Session::accept(w->ctx_, server, static_cast<size_t>(h->index), h->nodelay);
 }
 
-// A connection lost at accept(). libuv 1.44 (uv__server_io in src/unix/stream.c) meets
+// Connections lost at accept(). libuv 1.44 (uv__server_io in src/unix/stream.c) meets
 // EMFILE/ENFILE with a reserve descriptor of its own: it closes it, accepts and closes every
 // queued connection, reopens it, and does not call us at all. We are called when that failed:
 // its reserve is gone (another thread took the freed slot first, or it could not be reopened).
 // libuv then calls accept() again at once, in a loop that runs no other callback, so while the
 // descriptors stay exhausted it spins at 100% CPU and no session can even close to free one.
-// Emptying the queue here with reserves of our own makes its next accept() say EAGAIN, which
-// ends that loop. The connections so shed are counted and logged, at most one line per second
-// per listening socket, with the count since the previous line.
-void Worker::accept_failed(ListenHandle* h, int status) {
-    uint64_t lost = 1;
-    if (status == UV_EMFILE || status == UV_ENFILE) {
-        uint64_t shed = shed_queue(h);
-        if (shed > 0) lost = shed;
-    }
+// Emptying the queue then with reserves of our own (shed_queue) makes its next accept() say
+// EAGAIN, which ends that loop. Here the connections lost are counted and logged, at most one
+// line per second per listening socket, with the count since the previous line.
+void Worker::accept_failed(ListenHandle* h, int status, uint64_t lost) {
     h->accept_failures += lost;
     h->unlogged += lost;
     accept_failures_ += lost;
@@ -302,7 +303,7 @@ void Worker::on_accept_retry(uv_timer_t* t) noexcept {
     for (ListenHandle* h : w->listeners_) {
         if (!h->paused) continue;
         if (w->descriptors_exhausted()) {
-            w->accept_failed(h, UV_EMFILE);
+            if (uint64_t shed = w->shed_queue(h); shed > 0) w->accept_failed(h, UV_EMFILE, shed);
             still = true;
             continue;
         }

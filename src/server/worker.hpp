@@ -60,7 +60,7 @@ private:
     static void on_refused_closed(uv_handle_t* h) noexcept;
     static void on_listen_closed(uv_handle_t* h) noexcept;
     static void on_drain_timeout(uv_timer_t* t) noexcept;
-    void accept_failed(ListenHandle* h, int status);
+    void accept_failed(ListenHandle* h, int status, uint64_t lost);
     void log_accept_failures(ListenHandle* h);
     static void on_accept_log_timer(uv_timer_t* t) noexcept;
     bool descriptors_exhausted() const;
