@@ -59,6 +59,7 @@ public:
     PipePool& pipes() { return pipes_; }
     // Connections open across all loops, against max_connections.
     std::atomic<uint32_t>& connections() { return connections_; }
+    uint32_t connections_now() const { return connections_.load(std::memory_order_relaxed); }
     // ACME HTTP-01 answers held in memory, for http listeners.
     const http::TokenStore& tokens() const { return tokens_; }
     // The routing snapshot new sessions start with; a reload swaps it, and sessions already

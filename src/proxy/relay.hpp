@@ -30,6 +30,10 @@ struct RelayCallbacks {
     uv_read_cb on_backend_read;
 };
 
+// Descriptors the splice path holds across the process (pipes and dups, four per spliced
+// direction), for an estimate of how close the process is to RLIMIT_NOFILE.
+long splice_descriptors_in_use();
+
 class RelayOwner {
 public:
     // The relay is over: `side` failed, or (Ok) both directions finished. The owner closes the

@@ -41,6 +41,12 @@ long splice_fd_budget(uint32_t max_connections) {
     return std::max(nofile - 256 - 2L * max_connections, nofile / 8);
 }
 
+}  // namespace
+
+long splice_descriptors_in_use() { return g_splice_fds.load(std::memory_order_relaxed); }
+
+namespace {
+
 // A pending socket error, for the log, when epoll reported one on a descriptor we only poll.
 const char* socket_error(int fd) {
     int err = 0;

@@ -188,6 +188,8 @@ void Control::reload() {
     if (stops_ > 0) return;
     log_info("reloading").kv("config", cfg_path_);
     auto res = config::load_file(cfg_path_);
+    // Warnings are logged as `run` logs them at start, also for a config that is then rejected.
+    for (const auto& d : res.warnings) log_warn("config_warning").kv("at", d.to_string());
     if (!res.config) {
         for (const auto& d : res.diagnostics) log_error("config_error").kv("at", d.to_string());
         log_error("reload_rejected").kv("reason", "config has errors; the running config stays in force");

@@ -3,9 +3,11 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <utility>
 
@@ -58,6 +60,8 @@ Worker::~Worker() {
 }
 
 bool Worker::run(std::vector<ListenSocket> sockets) {
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) nofile_ = rl.rlim_cur;
     int r = uv_loop_init(&loop_);
     const char* failed = r != 0 ? "uv_loop_init" : nullptr;
     if (!failed && (r = uv_async_init(&loop_, &async_, on_async)) != 0) {
@@ -226,7 +230,8 @@ void Worker::on_connection(uv_stream_t* server, int status) noexcept {
     // leaving the connection unaccepted makes libuv stop watching the socket and keep it for
     // us. on_accept_retry hands it to a session once a descriptor is free again, and until then
     // sheds, counts and logs what queues up meanwhile, so that those clients learn at once
-    // rather than at their own timeout. Costs a dup and a close per connection.
+    // rather than at their own timeout. The probe (a dup and a close) runs only when a cheap
+    // count says the limit is near, so the common path pays no system call for it.
     if (w->descriptors_exhausted()) {
         h->paused = true;
         if (uint64_t shed = w->shed_queue(h); shed > 0) w->accept_failed(h, UV_EMFILE, shed);
@@ -287,6 +292,13 @@ void Worker::on_accept_log_timer(uv_timer_t* t) noexcept {
 
 bool Worker::descriptors_exhausted() const {
     if (reserve_fds_[0] < 0) return false;  // nothing to probe with: we were short from the start
+    // Sessions hold two descriptors each and spliced directions four more; everything else
+    // (listening sockets of every worker, epoll and eventfd handles, the ACME client, deploy
+    // pipes) stays well inside kFdSlack. Far from the limit, no probe is needed.
+    constexpr uint64_t kFdSlack = 512;
+    uint64_t in_use =
+        2ull * ctx_.connections_now() + static_cast<uint64_t>(std::max(0L, proxy::splice_descriptors_in_use()));
+    if (nofile_ > 0 && in_use + kFdSlack < nofile_) return false;
     int fd = ::fcntl(reserve_fds_[0], F_DUPFD_CLOEXEC, 0);
     if (fd >= 0) {
         ::close(fd);

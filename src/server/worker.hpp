@@ -78,6 +78,8 @@ private:
     // A descriptor kept open so that, when accept() fails for want of descriptors, there is one
     // to give up: the queued connections are then accepted and closed (see accept_failed).
     int reserve_fds_[2] = {-1, -1};
+    // RLIMIT_NOFILE as raised at start-up (0: unlimited or unknown), read once in run().
+    uint64_t nofile_ = 0;
     void open_reserve();
     uint64_t shed_queue(ListenHandle* h);
     // What sessions may use of this loop, the snapshot and the list of live sessions included.
