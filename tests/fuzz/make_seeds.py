@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the seed corpus for client_hello_fuzz into tests/fuzz/corpus/client_hello/.
+"""Writes the seed corpora: client_hello_fuzz's into tests/fuzz/corpus/client_hello/, and
+proxy_protocol_fuzz's and http_head_fuzz's into corpus/proxy_protocol/ and corpus/http_head/.
 
 The real captures from ../shared/fixtures/clienthellos are copied as they are; the synthetic
 seeds below cover the framings the captures do not: several records, one byte per record, no
@@ -64,7 +65,73 @@ def reframe(message, cuts):
     return b"".join(record(message[a:b]) for a, b in zip(edges, edges[1:]))
 
 
+V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def proxy_v2(ver_cmd, fam, payload):
+    return V2_SIG + u8(ver_cmd) + u8(fam) + vec16(payload)
+
+
+def tlv(kind, value):
+    return u8(kind) + vec16(value)
+
+
+def proxy_seeds():
+    v4 = bytes([192, 0, 2, 1, 198, 51, 100, 7]) + u16(51000) + u16(443)
+    v6 = bytes.fromhex("20010db8000000000000000000000001") + bytes.fromhex("20010db8000000000000000000000002") + \
+        u16(40000) + u16(443)
+    return {
+        "v1-tcp4.bin": b"PROXY TCP4 192.0.2.1 198.51.100.7 51000 443\r\nGET / HTTP/1.1\r\n",
+        "v1-tcp6.bin": b"PROXY TCP6 2001:db8::1 2001:db8::2 40000 443\r\n\x16\x03\x01",
+        "v1-tcp6-mapped.bin": b"PROXY TCP6 ::ffff:192.0.2.1 ::1 1 65535\r\n",
+        "v1-unknown.bin": b"PROXY UNKNOWN\r\n",
+        "v1-unknown-with-addresses.bin": b"PROXY UNKNOWN ffff:f...f:ffff ffff:f...f:ffff 65535 65535\r\n",
+        "v1-truncated.bin": b"PROXY TCP4 192.0.2.1 198.51.10",
+        "v1-bare-lf.bin": b"PROXY TCP4 192.0.2.1 198.51.100.7 51000 443\n",
+        "v2-proxy-v4.bin": proxy_v2(0x21, 0x11, v4) + b"\x16\x03\x01\x00\x05",
+        "v2-proxy-v6.bin": proxy_v2(0x21, 0x21, v6),
+        "v2-local.bin": proxy_v2(0x20, 0x00, b""),
+        "v2-local-v4.bin": proxy_v2(0x20, 0x11, v4),
+        "v2-proxy-v4-tlvs.bin": proxy_v2(0x21, 0x11, v4 + tlv(0x01, b"h2") + tlv(0x02, b"a.example") +
+                                         tlv(0x04, b"") + tlv(0x20, b"\x01\x00\x00\x00\x00")),
+        "v2-proxy-v6-tlvs.bin": proxy_v2(0x21, 0x21, v6 + tlv(0x05, b"\x42" * 16) + tlv(0x30, b"ns")),
+        "v2-unix-stream.bin": proxy_v2(0x21, 0x31, b"\x00" * 216),
+        "v2-truncated.bin": proxy_v2(0x21, 0x11, v4)[:20],
+        "v2-signature-only.bin": V2_SIG,
+    }
+
+
+def http_seeds():
+    return {
+        "get-challenge.bin": b"GET /.well-known/acme-challenge/abcDEF_123-x HTTP/1.1\r\nHost: a.test\r\n\r\n",
+        "get-challenge-bad-token.bin": b"GET /.well-known/acme-challenge/..%2f..%2fetc HTTP/1.1\r\nHost: b.test\r\n\r\n",
+        "get-redirect.bin": b"GET /path?q=1 HTTP/1.1\r\nHost: A.Test:8080\r\nUser-Agent: x\r\n\r\n",
+        "get-wildcard.bin": b"HEAD / HTTP/1.1\r\nHost: x.wild.test\r\n\r\n",
+        "absolute-form.bin": b"GET http://a.test/.well-known/acme-challenge/tok?x HTTP/1.1\r\nHost: b.test\r\n\r\n",
+        "http10-no-host.bin": b"GET / HTTP/1.0\r\n\r\n",
+        "ipv6-host.bin": b"GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n",
+        "pipelined.bin": b"GET /a HTTP/1.1\r\nHost: a.test\r\n\r\nGET /b HTTP/1.1\r\nHost: b.test\r\n\r\n",
+        "leading-crlf.bin": b"\r\n\r\nGET / HTTP/1.1\r\nHost: local.test\r\n\r\n",
+        "bare-cr-smuggle.bin": b"GET / HTTP/1.1\r\nHost: a.test\r\nX: y\rContent-Length: 5\r\n\r\nGET /s HTTP/1.1\r\n\r\n",
+        "bare-lf.bin": b"GET / HTTP/1.1\nHost: a.test\n\n",
+        "chunked.bin": b"POST /up HTTP/1.1\r\nHost: b.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        "te-and-cl.bin": b"POST / HTTP/1.1\r\nHost: b.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "obs-fold.bin": b"GET / HTTP/1.1\r\nHost: a.test\r\nX: a\r\n b\r\n\r\n",
+        "two-hosts.bin": b"GET / HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n",
+        "crlf-in-target.bin": b"GET /%0d%0aSet-Cookie:x HTTP/1.1\r\nHost: a.test\r\n\r\n",
+        "truncated.bin": b"GET / HTTP/1.1\r\nHost: a.te",
+    }
+
+
+def write_all(out, seeds):
+    out.mkdir(parents=True, exist_ok=True)
+    for name, data in seeds.items():
+        (out / name).write_bytes(data)
+
+
 def main():
+    write_all(HERE / "corpus" / "proxy_protocol", proxy_seeds())
+    write_all(HERE / "corpus" / "http_head", http_seeds())
     OUT.mkdir(parents=True, exist_ok=True)
     for f in sorted(FIXTURES.glob("*.bin")):
         shutil.copyfile(f, OUT / f.name)
