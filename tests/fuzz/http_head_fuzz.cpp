@@ -36,9 +36,9 @@ constexpr size_t kMaxHead = 8192;
 }
 
 // The detail is built only when the check fails: these run many times per input.
-#define require(ok, what, ...)                                  \
-    do {                                                         \
-        if (!(ok)) fail(what __VA_OPT__(, ) __VA_ARGS__);        \
+#define require(ok, what, ...)                            \
+    do {                                                  \
+        if (!(ok)) fail(what __VA_OPT__(, ) __VA_ARGS__); \
     } while (0)
 
 const char* kConfig = R"(
@@ -123,7 +123,8 @@ void check_same(const Run& want, const Run& got, size_t cut) {
 
 void check_head_bytes(std::string_view h) {
     for (size_t i = 0; i < h.size(); ++i) {
-        if (h[i] == '\r') require(i + 1 < h.size() && h[i + 1] == '\n', "a CR without LF in an accepted head", std::to_string(i));
+        if (h[i] == '\r')
+            require(i + 1 < h.size() && h[i + 1] == '\n', "a CR without LF in an accepted head", std::to_string(i));
         if (h[i] == '\n') require(i > 0 && h[i - 1] == '\r', "a bare LF in an accepted head", std::to_string(i));
     }
     require(h.size() >= 4 && h.substr(h.size() - 4) == "\r\n\r\n", "an accepted head not ended by CRLFCRLF");
@@ -139,7 +140,8 @@ void check_action(const http::Action& a) {
     size_t end = r.find("\r\n\r\n");
     require(end != std::string_view::npos, "a response without the end of its head");
     std::string_view head = r.substr(0, end + 2);
-    for (size_t at = head.find("\r\nLocation:"); at != std::string_view::npos; at = head.find("\r\nLocation:", at + 2)) {
+    for (size_t at = head.find("\r\nLocation:"); at != std::string_view::npos;
+         at = head.find("\r\nLocation:", at + 2)) {
         size_t v = at + 11;
         while (v < head.size() && head[v] == ' ') ++v;
         size_t eol = head.find("\r\n", v);

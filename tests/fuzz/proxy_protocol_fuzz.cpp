@@ -32,9 +32,9 @@ constexpr size_t kCap = 4096;
 }
 
 // The detail is built only when the check fails: these run many times per input.
-#define require(ok, what, ...)                                  \
-    do {                                                         \
-        if (!(ok)) fail(what __VA_OPT__(, ) __VA_ARGS__);        \
+#define require(ok, what, ...)                            \
+    do {                                                  \
+        if (!(ok)) fail(what __VA_OPT__(, ) __VA_ARGS__); \
     } while (0)
 
 const char* name(HeaderStatus s) {
@@ -60,13 +60,15 @@ bool same_addr(const SocketAddress& a, const SocketAddress& b) {
 }
 
 std::string addr(const SocketAddress& a) {
-    return a.family() == AF_INET || a.family() == AF_INET6 ? a.to_string() : "(family " + std::to_string(a.family()) + ")";
+    return a.family() == AF_INET || a.family() == AF_INET6 ? a.to_string()
+                                                           : "(family " + std::to_string(a.family()) + ")";
 }
 
 std::string describe(const Run& r) {
     std::string s = std::string(name(r.status));
     if (r.status == HeaderStatus::Done)
-        s += " length=" + std::to_string(r.h.length) + (r.h.local ? " local" : " src=" + addr(r.h.src) + " dst=" + addr(r.h.dst));
+        s += " length=" + std::to_string(r.h.length) +
+             (r.h.local ? " local" : " src=" + addr(r.h.src) + " dst=" + addr(r.h.dst));
     else if (r.status == HeaderStatus::Malformed)
         s += " why=" + r.why;
     return s;
@@ -89,9 +91,7 @@ bool same(const Run& a, const Run& b) {
 
 void check_run(const Run& r, size_t n, size_t cap) {
     switch (r.status) {
-        case HeaderStatus::NeedMore:
-            require(n < cap, "NeedMore at or beyond the cap", std::to_string(n));
-            break;
+        case HeaderStatus::NeedMore: require(n < cap, "NeedMore at or beyond the cap", std::to_string(n)); break;
         case HeaderStatus::Done:
             require(r.h.length > 0, "Done with an empty header", describe(r));
             require(r.h.length <= n, "header longer than the input", describe(r) + " n=" + std::to_string(n));
@@ -102,9 +102,7 @@ void check_run(const Run& r, size_t n, size_t cap) {
                 require(r.h.dst.family() == f, "source and destination of different families", describe(r));
             }
             break;
-        case HeaderStatus::Malformed:
-            require(!r.why.empty(), "Malformed without a reason");
-            break;
+        case HeaderStatus::Malformed: require(!r.why.empty(), "Malformed without a reason"); break;
     }
 }
 
@@ -114,12 +112,15 @@ void check_reencode(const Run& r, Append append, const char* how) {
     std::string wire;
     append(wire, r.h.src, r.h.dst);
     Run back = parse(reinterpret_cast<const uint8_t*>(wire.data()), wire.size(), kCap);
-    require(back.status == HeaderStatus::Done, "a re-encoded header does not parse", std::string(how) + ": " + describe(back));
+    require(back.status == HeaderStatus::Done, "a re-encoded header does not parse",
+            std::string(how) + ": " + describe(back));
     require(back.h.length == wire.size(), "a re-encoded header parses to another length", how);
-    require(back.h.local == r.h.local, "a re-encoded header changes local", std::string(how) + ": " + describe(r) + " vs " + describe(back));
+    require(back.h.local == r.h.local, "a re-encoded header changes local",
+            std::string(how) + ": " + describe(r) + " vs " + describe(back));
     if (!r.h.local)
         require(same_addr(back.h.src, r.h.src) && same_addr(back.h.dst, r.h.dst),
-                "a re-encoded header parses to other addresses", std::string(how) + ": " + describe(r) + " vs " + describe(back));
+                "a re-encoded header parses to other addresses",
+                std::string(how) + ": " + describe(r) + " vs " + describe(back));
 }
 
 }  // namespace
@@ -147,15 +148,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         }
     }
     if (!decided) {
-        require(whole.status == HeaderStatus::NeedMore, "every prefix NeedMore but the whole input not", describe(whole));
+        require(whole.status == HeaderStatus::NeedMore, "every prefix NeedMore but the whole input not",
+                describe(whole));
     } else {
         require(same(final_run, whole), "the prefixes and the whole input disagree",
                 describe(final_run) + " vs " + describe(whole));
     }
 
     if (whole.status == HeaderStatus::Done) {
-        check_reencode(whole, [](std::string& o, const SocketAddress& s, const SocketAddress& d) { append_v1(o, s, d); }, "v1");
-        check_reencode(whole, [](std::string& o, const SocketAddress& s, const SocketAddress& d) { append_v2(o, s, d); }, "v2");
+        check_reencode(
+            whole, [](std::string& o, const SocketAddress& s, const SocketAddress& d) { append_v1(o, s, d); }, "v1");
+        check_reencode(
+            whole, [](std::string& o, const SocketAddress& s, const SocketAddress& d) { append_v2(o, s, d); }, "v2");
     }
     return 0;
 }
