@@ -12,14 +12,24 @@ IO_TIMEOUT = 20.0
 
 # --- addresses ------------------------------------------------------------------------------
 
+# Every port free_port() has handed out in this process. The kernel may hand out a port again
+# once its probe socket is closed (seen for [::1]: two listeners of one config got the same
+# port, and the config was rightly refused), so a test that asks twice must get two ports.
+_handed_out = set()
+
+
 def free_port(host="127.0.0.1", udp=False):
-    """A port the kernel just handed out for `host`; closed again so the proxy can bind it.
-    With udp=True the same number is also free for UDP (for a DNS server)."""
+    """A port the kernel just handed out for `host`, never one handed out before in this
+    process; closed again so the proxy can bind it. With udp=True the same number is also free
+    for UDP (for a DNS server)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     for _ in range(100):
         with socket.socket(family, socket.SOCK_STREAM) as s:
             s.bind((host, 0))
             port = s.getsockname()[1]
+        if port in _handed_out:
+            continue
+        _handed_out.add(port)
         if not udp:
             return port
         try:
