@@ -3,8 +3,9 @@
 #
 #   tests/fuzz/run-fuzz.sh [SECONDS] [extra libFuzzer flags...]     (SECONDS defaults to 60)
 #
-# SECONDS is the total: it is split evenly across the targets (client_hello_fuzz,
-# proxy_protocol_fuzz, http_head_fuzz), each getting at least one second.
+# SECONDS is the total: it is split evenly across the targets, each getting at least one second.
+# The targets are the corpus folders: tests/fuzz/corpus/NAME is the seed corpus of the meson target
+# NAME_fuzz (tests/fuzz/meson.build), so a new target runs here once its corpus is committed.
 # Each target works on a temporary copy of its corpus, tests/fuzz/corpus/NAME, so a run never
 # writes into the repository; a crashing input is kept in BUILD/fuzz-artifacts/ and its path
 # printed. Prints the number of executions per target, stops at the first target that crashed
@@ -19,7 +20,12 @@ case $seconds in '' | *[!0-9]*) echo "usage: $0 [SECONDS] [libFuzzer flags...]" 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
 # target name and corpus directory under tests/fuzz/corpus
-targets=(client_hello_fuzz:client_hello proxy_protocol_fuzz:proxy_protocol http_head_fuzz:http_head)
+targets=()
+for dir in "$root"/tests/fuzz/corpus/*/; do
+    corpus=$(basename "$dir")
+    targets+=("${corpus}_fuzz:$corpus")
+done
+[ "${#targets[@]}" -gt 0 ] || { echo "no fuzz corpus under tests/fuzz/corpus" >&2; exit 1; }
 each=$((seconds / ${#targets[@]}))
 [ "$each" -ge 1 ] || each=1
 
