@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Writes the seed corpora: client_hello_fuzz's into tests/fuzz/corpus/client_hello/, and
-proxy_protocol_fuzz's and http_head_fuzz's into corpus/proxy_protocol/ and corpus/http_head/.
+proxy_protocol_fuzz's, http_head_fuzz's and config_fuzz's into corpus/proxy_protocol/,
+corpus/http_head/ and corpus/config/.
 
 The real captures from ../shared/fixtures/clienthellos are copied as they are; the synthetic
 seeds below cover the framings the captures do not: several records, one byte per record, no
@@ -123,6 +124,89 @@ def http_seeds():
     }
 
 
+CONFIG_FULL = """\
+[global]
+client_hello_timeout = "3s"
+connect_timeout = "1m30s"
+idle_timeout = "10m"
+drain_timeout = "500ms"
+max_connections = 1000
+max_client_hello = 4096
+max_http_head = 8192
+workers = 2
+log_format = "json"
+access_log = false
+
+[acme]
+directory = "https://127.0.0.1:14000/dir"
+email = "admin@example.org"
+storage = "/var/lib/sniroute"
+key_type = "rsa2048"
+account_thumbprint = "n-Ts9qvM5fg0_ugZ5tHtLxzL8LyT7sIlVgPuSfDoKCs"
+
+[backends.web]
+servers = ["127.0.0.1:10443", "[::1]:10443"]
+proxy_protocol = "v2"
+
+[backends.mail]
+servers = "127.0.0.2:10993"
+
+[[listeners]]
+name = "https"
+bind = ["0.0.0.0:443", "[::]:443"]
+protocol = "tls"
+accept_proxy_protocol = true
+default_backend = "web"
+
+  [[listeners.routes]]
+  match = ["Mail.Example.ORG.", "*.mail.example.org"]
+  backend = "mail"
+
+[[listeners]]
+name = "http"
+bind = "127.0.0.1:80"
+protocol = "http"
+
+  [[listeners.routes]]
+  match = ["example.org", "*.example.org"]
+  backend = "web"
+  acme = "local"
+  redirect_https = true
+
+[[listeners]]
+name = "smtp"
+bind = ["127.0.0.1:25"]
+protocol = "tcp"
+default_backend = "mail"
+
+[[certificates]]
+name = "mail"
+domains = ["mail.example.org", "imap.example.org"]
+cert_file = "/etc/ssl/mail.pem"
+key_file = "/etc/ssl/mail.key"
+deploy = ["doveadm reload", "postfix reload"]
+settle = "30s"
+deploy_timeout = "2m"
+"""
+
+
+def config_seeds():
+    """Configs for config_fuzz: the two shipped ones, a full one using every key, and small ones
+    each one mistake away from loading (the fuzzer learns the keys from them)."""
+    conf = HERE.parent.parent / "conf"
+    seeds = {f.name: f.read_bytes() for f in sorted(conf.glob("*.toml"))}
+    seeds["full.toml"] = CONFIG_FULL.encode()
+    small = '[backends.b]\nservers = ["127.0.0.1:1"]\n[[listeners]]\nname = "l"\nbind = "127.0.0.1:2"\n'
+    seeds["tcp.toml"] = (small + 'protocol = "tcp"\ndefault_backend = "b"\n').encode()
+    seeds["tls-no-route.toml"] = (small + 'protocol = "tls"\n').encode()
+    seeds["escapes.toml"] = (small.replace('"l"', '"l\\u0001\\t\\"x"') + 'protocol = "tcp"\ndefault_backend = "b"\n').encode()
+    seeds["overlap.toml"] = (small + 'protocol = "tcp"\ndefault_backend = "b"\n[[listeners]]\nname = "m"\n'
+                             'bind = "0.0.0.0:2"\nprotocol = "tcp"\ndefault_backend = "b"\n').encode()
+    seeds["syntax-error.toml"] = b'[global\nworkers = 1\n'
+    seeds["empty.toml"] = b""
+    return seeds
+
+
 def write_all(out, seeds):
     out.mkdir(parents=True, exist_ok=True)
     for name, data in seeds.items():
@@ -132,6 +216,7 @@ def write_all(out, seeds):
 def main():
     write_all(HERE / "corpus" / "proxy_protocol", proxy_seeds())
     write_all(HERE / "corpus" / "http_head", http_seeds())
+    write_all(HERE / "corpus" / "config", config_seeds())
     OUT.mkdir(parents=True, exist_ok=True)
     for f in sorted(FIXTURES.glob("*.bin")):
         shutil.copyfile(f, OUT / f.name)
