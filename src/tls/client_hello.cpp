@@ -264,6 +264,9 @@ ParseStatus ClientHelloParser::on_record_payload(const uint8_t* p, size_t n) {
         // taken (record headers included): decide now, at this byte, rather than later.
         if (consumed_ + n + hs_body_len_ > max_bytes_)
             return fail(ParseStatus::TooLarge, "ClientHello length exceeds byte cap");
+        // Now that the size is known and under the cap, one allocation for the whole message
+        // rather than a doubling per record or read.
+        hs_.reserve(4 + hs_body_len_);
     }
     if (hs_.size() < 4 + hs_body_len_) return ParseStatus::NeedMore;
     const char* why = "";
