@@ -16,6 +16,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "core/host_name.hpp"
@@ -26,28 +28,34 @@ using sniroute::core::normalize_host_name;
 
 namespace {
 
-[[noreturn]] void fail(const char* what, const std::string& detail = "") {
-    std::fprintf(stderr, "client_hello_fuzz: invariant broken: %s %s\n", what, detail.c_str());
+[[noreturn]] void fail(const char* what, std::string_view detail = "") {
+    std::fprintf(stderr, "client_hello_fuzz: invariant broken: %s %.*s\n", what, static_cast<int>(detail.size()),
+                 detail.data());
     std::abort();
 }
 
-void require(bool ok, const char* what, const std::string& detail = "") {
-    if (!ok) fail(what, detail);
+// The detail is text, or a function that makes it: the text is built only when the check fails,
+// since describing every run that passes cost more than parsing it.
+template <class Detail = std::string_view>
+void require(bool ok, const char* what, Detail&& detail = {}) {
+    if (ok) return;
+    if constexpr (std::is_invocable_v<Detail>)
+        fail(what, detail());
+    else
+        fail(what, detail);
 }
 
-struct Run {
-    ParseStatus status = ParseStatus::NeedMore;
-    ClientHelloInfo info;
-    size_t consumed = 0;
-    std::string error;
-};
+// A run is the parser after the whole stream went in: its status, info, consumed() and error
+// are compared in place, never copied, because a copy of the parsed hello (strings, vectors)
+// per cut cost more under ASan than the parsing itself.
+using Run = ClientHelloParser;
 
 std::string describe(const Run& r) {
-    std::string s = std::string(to_string(r.status)) + " consumed=" + std::to_string(r.consumed);
-    if (r.status == ParseStatus::Done)
-        s += " sni=" + (r.info.has_sni ? r.info.sni : std::string("(none)"));
+    std::string s = std::string(to_string(r.status())) + " consumed=" + std::to_string(r.consumed());
+    if (r.status() == ParseStatus::Done)
+        s += " sni=" + (r.info().has_sni ? r.info().sni : std::string("(none)"));
     else
-        s += " error=" + r.error;
+        s += std::string(" error=") + r.error();
     return s;
 }
 
@@ -70,64 +78,68 @@ Run feed(const uint8_t* data, size_t size, size_t cap, NextChunk next_chunk) {
         final_status = s;
         at += n;
     }
-    return {p.status(), p.info(), p.consumed(), p.error()};
+    return p;
 }
 
 // What must hold for any single run over `size` bytes.
 void check_run(const Run& r, const uint8_t* data, size_t size, size_t cap) {
-    require(r.consumed <= size, "consumed more than was fed", describe(r));
-    switch (r.status) {
+    const size_t consumed = r.consumed();
+    const ClientHelloInfo& info = r.info();
+    const std::string_view error = r.error();
+    const auto about = [&] { return describe(r); };
+    require(consumed <= size, "consumed more than was fed", about);
+    switch (r.status()) {
         case ParseStatus::NeedMore:
             // Nothing was judged yet, so nothing may be left over either.
-            require(r.consumed == size, "NeedMore without consuming the input", describe(r));
-            require(size < cap, "NeedMore at or beyond the cap", describe(r));
+            require(consumed == size, "NeedMore without consuming the input", about);
+            require(size < cap, "NeedMore at or beyond the cap", about);
             break;
         case ParseStatus::Done: {
-            require(r.error.empty(), "Done with an error text", describe(r));
-            require(r.consumed >= 5 + 4 + 38, "Done before a minimal hello could have arrived", describe(r));
-            require(r.consumed <= cap, "Done past the cap", describe(r));
-            if (r.info.has_sni) {
+            require(error.empty(), "Done with an error text", about);
+            require(consumed >= 5 + 4 + 38, "Done before a minimal hello could have arrived", about);
+            require(consumed <= cap, "Done past the cap", about);
+            if (info.has_sni) {
                 std::string again;
-                require(normalize_host_name(r.info.sni, again) && again == r.info.sni, "SNI is not a normalised name",
-                        r.info.sni);
+                require(normalize_host_name(info.sni, again) && again == info.sni, "SNI is not a normalised name",
+                        info.sni);
             } else {
-                require(r.info.sni.empty(), "SNI text without has_sni");
+                require(info.sni.empty(), "SNI text without has_sni");
             }
-            for (const auto& a : r.info.alpn) require(!a.empty() && a.size() <= 255, "bad ALPN entry");
-            require(r.info.supported_versions.size() <= 127, "too many supported_versions");
+            for (const auto& a : info.alpn) require(!a.empty() && a.size() <= 255, "bad ALPN entry");
+            require(info.supported_versions.size() <= 127, "too many supported_versions");
             break;
         }
         case ParseStatus::NotTls:
             // Only the first record header can make a stream not TLS.
             require(size >= 1 && (data[0] != 0x16 || (size >= 2 && data[1] != 0x03)), "NotTls for a TLS record start",
-                    describe(r));
-            require(r.consumed <= 1, "NotTls after the record version byte", describe(r));
+                    about);
+            require(consumed <= 1, "NotTls after the record version byte", about);
             break;
         case ParseStatus::Malformed:
         case ParseStatus::TooLarge:
-            require(!r.error.empty(), "a failure without an error text", describe(r));
-            require(r.consumed <= cap, "read past the cap", describe(r));
+            require(!error.empty(), "a failure without an error text", about);
+            require(consumed <= cap, "read past the cap", about);
             break;
     }
 }
 
 void check_same(const Run& want, const Run& got, const char* how) {
-    if (want.status != got.status) {
+    if (want.status() != got.status()) {
         fail("two cuts of one stream disagree", std::string(how) + ": " + describe(want) + " vs " + describe(got));
     }
-    if (want.status == ParseStatus::Done) {
-        require(same_info(want.info, got.info), "two cuts of one stream parse different hellos", how);
-        require(want.consumed == got.consumed, "two cuts consume differently", how);
+    if (want.status() == ParseStatus::Done) {
+        require(same_info(want.info(), got.info()), "two cuts of one stream parse different hellos", how);
+        require(want.consumed() == got.consumed(), "two cuts consume differently", how);
     }
-    if (want.status == ParseStatus::Malformed || want.status == ParseStatus::NotTls)
-        require(want.error == got.error, "two cuts fail for different reasons",
-                std::string(how) + ": " + want.error + " vs " + got.error);
+    if (want.status() == ParseStatus::Malformed || want.status() == ParseStatus::NotTls)
+        require(std::string_view(want.error()) == got.error(), "two cuts fail for different reasons",
+                [&] { return std::string(how) + ": " + want.error() + " vs " + got.error(); });
 }
 
-// Reads of the sizes in `cuts`, in turn, then the rest in one read.
-Run feed_cuts(const uint8_t* data, size_t size, size_t cap, const std::vector<size_t>& cuts) {
+// Reads of the sizes in cuts[0..n), in turn, then the rest in one read.
+Run feed_cuts(const uint8_t* data, size_t size, size_t cap, const size_t* cuts, size_t n) {
     size_t i = 0;
-    return feed(data, size, cap, [&] { return std::max<size_t>(i < cuts.size() ? cuts[i++] : size, 1); });
+    return feed(data, size, cap, [&] { return std::max<size_t>(i < n ? cuts[i++] : size, 1); });
 }
 
 // Feeds one stream under one cap in several cuts and checks they all agree.
@@ -140,7 +152,7 @@ Run feed_cuts(const uint8_t* data, size_t size, size_t cap, const std::vector<si
 // byte-by-byte feeding is kept for short inputs only, where it is cheap. Over many inputs every
 // offset is cut somewhere.
 Run check_stream(const uint8_t* data, size_t size, size_t cap, uint8_t plan_seed, bool all_plans = true) {
-    const Run whole = feed(data, size, cap, [&] { return size; });
+    Run whole = feed(data, size, cap, [&] { return size; });
     check_run(whole, data, size, cap);
     auto check = [&](const Run& r, const char* how) {
         check_run(r, data, size, cap);
@@ -155,16 +167,20 @@ Run check_stream(const uint8_t* data, size_t size, size_t cap, uint8_t plan_seed
     };
     constexpr size_t kBoundaries[] = {1, 3, 5, 6, 9};
     if (size_t at = kBoundaries[next() % 5]; all_plans && at < size)
-        check(feed_cuts(data, size, cap, {at}), "a split at a header boundary");
-    if (size > 1) check(feed_cuts(data, size, cap, {1 + next() % (size - 1)}), "a split drawn from the input");
+        check(feed_cuts(data, size, cap, &at, 1), "a split at a header boundary");
+    if (size > 1) {
+        const size_t at = 1 + next() % (size - 1);
+        check(feed_cuts(data, size, cap, &at, 1), "a split drawn from the input");
+    }
     if (!all_plans) return whole;
     // Irregular reads of 1..64 bytes, at most 16 of them, then the rest.
-    std::vector<size_t> reads;
-    for (size_t n = 0, at = 0; n < 16 && at < size; ++n) {
-        reads.push_back(1 + next() % 64);
-        at += reads.back();
+    size_t reads[16];
+    size_t n = 0;
+    for (size_t at = 0; n < 16 && at < size; ++n) {
+        reads[n] = 1 + next() % 64;
+        at += reads[n];
     }
-    check(feed_cuts(data, size, cap, reads), "irregular reads");
+    check(feed_cuts(data, size, cap, reads, n), "irregular reads");
     return whole;
 }
 
@@ -180,23 +196,27 @@ void check_body(const uint8_t* data, size_t size) {
         require(normalize_host_name(info.sni, again) && again == info.sni, "body SNI is not a normalised name");
     }
     if (size > 16384 - 4) return;  // does not fit one record
-    std::vector<uint8_t> flight = {0x16,
-                                   0x03,
-                                   0x01,
-                                   static_cast<uint8_t>((size + 4) >> 8),
-                                   static_cast<uint8_t>(size + 4),
-                                   0x01,
-                                   static_cast<uint8_t>(size >> 16),
-                                   static_cast<uint8_t>(size >> 8),
-                                   static_cast<uint8_t>(size)};
+    // Kept from one input to the next: its capacity, not its contents, is what is reused.
+    static std::vector<uint8_t> flight;
+    flight = {0x16,
+              0x03,
+              0x01,
+              static_cast<uint8_t>((size + 4) >> 8),
+              static_cast<uint8_t>(size + 4),
+              0x01,
+              static_cast<uint8_t>(size >> 16),
+              static_cast<uint8_t>(size >> 8),
+              static_cast<uint8_t>(size)};
     flight.insert(flight.end(), data, data + size);
     const size_t cap = flight.size();  // the cap counts the record header: exactly enough
     Run whole = check_stream(flight.data(), flight.size(), cap, static_cast<uint8_t>(size));
-    require(whole.status == s, "streaming and body parser disagree", describe(whole) + " vs " + to_string(s));
+    require(whole.status() == s, "streaming and body parser disagree",
+            [&] { return describe(whole) + " vs " + to_string(s); });
     if (s == ParseStatus::Done)
-        require(same_info(whole.info, info), "streaming and body parser parse differently");
+        require(same_info(whole.info(), info), "streaming and body parser parse differently");
     else
-        require(whole.error == why, "streaming and body parser fail for different reasons", whole.error + " vs " + why);
+        require(std::string_view(whole.error()) == why, "streaming and body parser fail for different reasons",
+                [&] { return std::string(whole.error()) + " vs " + why; });
 }
 
 }  // namespace
