@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <ctime>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -223,14 +224,14 @@ TEST_CASE("Manager: a deploy interrupted by stop() runs after the restart") {
     REQUIRE(uv_loop_init(&loop) == 0);
     sniroute::http::MemoryTokenStore tokens;
 
-    // Runs a manager whose deploy command is `deploy` until `marker` exists (5 s at most).
-    auto run_until = [&](const std::string& deploy, const std::string& marker) {
+    // Runs a manager whose deploy command is `deploy` until `done()` (5 s at most).
+    auto run_until = [&](const std::string& deploy, const std::function<bool()>& done) {
         Manager m(&loop, config(deploy), tokens);
         m.start();
         bool stopped = false;
         int ticks = 0;
         acme_test::poll_on_loop(&loop, [&] {
-            if (!exists(marker) && ++ticks < 500) return false;
+            if (!done() && ++ticks < 500) return false;
             m.stop([&] { stopped = true; });
             return true;
         });
@@ -239,14 +240,17 @@ TEST_CASE("Manager: a deploy interrupted by stop() runs after the restart") {
     };
 
     // First run: the pair is installed, and the deploy command is still running at stop().
-    run_until("touch " + (dir / "started") + "; exec sleep 30", dir / "started");
+    run_until("touch " + (dir / "started") + "; exec sleep 30", [&] { return exists(dir / "started"); });
     REQUIRE(exists(dir / "started"));
     CHECK(sniroute::acme::read_file(dir / "mail.crt", 1 << 20) == chain);
     CHECK(exists(dir / "certs/mail/pending.crt"));  // kept: the deploy has not finished
     CHECK(exists(dir / "certs/mail/pending.key"));
 
-    // Second run: the deploy is done now, and only then is the pending pair let go.
-    run_until("touch " + (dir / "deployed"), dir / "deployed");
+    // Second run: the deploy is done now, and only then is the pending pair let go. The command
+    // touches its marker before it exits, and the manager lets the pair go only once it has
+    // seen the exit: so the run waits for both, or a stop() in between keeps the pair.
+    run_until("touch " + (dir / "deployed"),
+              [&] { return exists(dir / "deployed") && !exists(dir / "certs/mail/pending.crt"); });
     CHECK(uv_loop_close(&loop) == 0);
     CHECK(exists(dir / "deployed"));
     CHECK(sniroute::acme::read_file(dir / "mail.crt", 1 << 20) == chain);
