@@ -61,6 +61,7 @@ TOOL_PACKAGES = {
     "lego": "lego",
     "dovecot": "dovecot-imapd",
     "doveadm": "dovecot-imapd",
+    "prlimit": "util-linux",
 }
 
 SKIP_EXIT = 77  # meson's "skipped" exit code
@@ -171,9 +172,11 @@ def parse_log_line(line):
 class Sniroute:
     """One `sniroute run` process. Its stderr is collected by a thread; events are parsed."""
 
-    def __init__(self, workdir, config_text, name="sniroute", extra_args=()):
+    def __init__(self, workdir, config_text, name="sniroute", extra_args=(), wrapper=()):
         self.workdir = workdir
         self.extra_args = list(extra_args)
+        # A command line the binary runs under, e.g. ["prlimit", "--nofile=64:64"].
+        self.wrapper = list(wrapper)
         self.config_path = os.path.join(workdir, f"{name}.toml")
         self.write_config(config_text)
         self.lines = []
@@ -188,7 +191,7 @@ class Sniroute:
         os.replace(tmp, self.config_path)  # a reload must never see half a file
 
     def start(self, wait_ready=True):
-        args = [BIN, "run", "--config", self.config_path, *self.extra_args]
+        args = [*self.wrapper, BIN, "run", "--config", self.config_path, *self.extra_args]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -423,8 +426,8 @@ class ProxyTestCase(unittest.TestCase):
         self.addCleanup(s.close)
         return s
 
-    def start_proxy(self, config_text, name="sniroute", wait_ready=True, extra_args=()):
-        p = Sniroute(self.workdir, config_text, name, extra_args)
+    def start_proxy(self, config_text, name="sniroute", wait_ready=True, extra_args=(), wrapper=()):
+        p = Sniroute(self.workdir, config_text, name, extra_args, wrapper)
         self.addCleanup(p.kill)
         self.addCleanup(self._stop_at_end, p)
         return p.start(wait_ready)
