@@ -13,6 +13,7 @@ one exchange, checked byte for byte, then end cleanly:
     tcp    one line; echoed
     http   a GET forwarded to the backend (its head replayed byte for byte); echoed
     acme   a GET for an ACME challenge that sniroute answers itself (account_thumbprint)
+    bulk   128 KiB through a tcp listener, echoed: past 64 KiB the relay splices (pipes)
 
 Every non-acme exchange ends with our FIN and the backend's. Prints one JSON line:
 {"ok": n, "failed": m, "errors": {"kind: error": count, ...}}. Every socket call has a timeout.
@@ -21,6 +22,8 @@ Every non-acme exchange ends with our FIN and the backend's. Prints one JSON lin
 import json
 import socket
 import sys
+
+BULK = 128 * 1024
 
 
 def recv_exactly(s, n):
@@ -56,6 +59,8 @@ def exchange(kind, port, i, hello, thumbprint, timeout):
             return
         if kind == "tls":
             msg = hello + b"%016d" % i
+        elif kind == "bulk":
+            msg = (b"%08d" % i) * (BULK // 8)
         elif kind == "http":
             msg = b"GET /churn/%d HTTP/1.1\r\nHost: web.example\r\n\r\n" % i
         else:

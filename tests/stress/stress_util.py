@@ -47,6 +47,17 @@ def fd_count(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def pipe_fd_count(pid):
+    """How many of the process's descriptors are pipe ends (see test_relay.py's pipe_fds)."""
+    n = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            n += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("pipe:")
+        except OSError:
+            pass  # closed while we looked
+    return n
+
+
 def figures(case, **values):
     """One line of measurements for the closing note: FIGURES case=NAME scale=short k=v ..."""
     text = " ".join(f"{k}={v}" for k, v in values.items())
