@@ -24,8 +24,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # The socket-level helpers live in peers.py; tests reach everything through this module.
 from peers import (IO_TIMEOUT, ConnRecord, StalledListener, TcpServer, addr, echo, expect_closed,  # noqa: E402,F401
-                   free_port, free_ports, ipv6_available, pattern_bytes, read_until_eof, recorder, recv_exactly, rss_kib,
-                   sha256, tagged_echo)
+                   fd_count, free_port, free_ports, ipv6_available, pattern_bytes, pipe_fds, read_until_eof, recorder,
+                   recv_exactly, rss_kib, sha256, tagged_echo)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))

@@ -43,19 +43,8 @@ def raise_nofile(want):
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def fd_count(pid):
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def pipe_fd_count(pid):
-    """How many of the process's descriptors are pipe ends (see test_relay.py's pipe_fds)."""
-    n = 0
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            n += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("pipe:")
-        except OSError:
-            pass  # closed while we looked
-    return n
+fd_count = harness.fd_count
+pipe_fd_count = harness.pipe_fds
 
 
 def figures(case, **values):
