@@ -33,13 +33,20 @@ def scaled(short, long):
     return long if LONG else short
 
 
+def within_hard_nofile(want):
+    """want, or this process's hard RLIMIT_NOFILE if that is lower: a container without
+    CAP_SYS_RESOURCE cannot raise it, not even for a child through prlimit."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return want if hard == resource.RLIM_INFINITY else min(want, hard)
+
+
 def raise_nofile(want):
     """Raises this process's soft RLIMIT_NOFILE to want (or to the hard limit, if lower);
     returns the new soft limit. Children (and prlimit) inherit it."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    target = within_hard_nofile(want)
     if soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 

@@ -1,4 +1,4 @@
-"""A backend killed with SIGKILL under load, and restarted on the same port: 3 times (10 with
+"""A backend killed with SIGKILL under load, and restarted on the same port: 3 times (20 with
 SNIROUTE_STRESS=long). The backend is a process of its own (backend.py), the first server of a
 pool of two, so that while it is down new connections fail over to the second one, as they
 would in a deployment that cares about this. Client threads keep opening connections through a
@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from stress_util import StressTestCase, figures, harness, scaled
 
-CYCLES = scaled(3, 10)
+CYCLES = scaled(3, 20)
 HELD = 10              # long-lived connections on the backend when it is killed
 LOAD_THREADS = 4
 PER_PHASE = scaled(300, 1000)  # successful load connections before the kill, while it is down, after

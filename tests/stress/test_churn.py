@@ -1,4 +1,4 @@
-"""Churn: 100,000 short connections (1,000,000 with SNIROUTE_STRESS=long) spread over a tls
+"""Churn: 100,000 short connections (2,000,000 with SNIROUTE_STRESS=long) spread over a tls
 listener, a tcp listener and the port-80 front (requests forwarded to a backend and ACME
 challenges answered by sniroute itself; one in 41 a 128 KiB echo that the relay splices), from
 several client processes. Every one must succeed, and the proxy's resident memory and
@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import stress_util
 from stress_util import StressTestCase, figures, harness, scaled
 
-TOTAL = scaled(100_000, 1_000_000)
+TOTAL = scaled(100_000, 2_000_000)
 WARMUP = TOTAL // 10
 CLIENTS = 6
 THUMBPRINT = "stress-thumbprint_0123456789"

@@ -1,6 +1,6 @@
 """Descriptor exhaustion under load: sniroute runs under `prlimit --nofile=64:64` with a tls, a
 tcp and an http listener, and client threads open far more connections than it has
-descriptors, on all three at once; 3 rounds (10 with SNIROUTE_STRESS=long). Each round it must
+descriptors, on all three at once; 3 rounds (20 with SNIROUTE_STRESS=long). Each round it must
 stay up, log accept_failed (listener, error "too many open files", a count), and once the
 clients let go serve every new connection again, with as many descriptors open as before the
 round (nothing leaked on the way)."""
@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import stress_util
 from stress_util import StressTestCase, figures, harness, scaled
 
-ROUNDS = scaled(3, 10)
+ROUNDS = scaled(3, 20)
 FLOOD = 300       # connections held open per round (each relayed one takes two descriptors)
 AFTER = 60        # connections that must all succeed after each round, over the three listeners
 HELLO = harness.fixture("curl-www.bin")

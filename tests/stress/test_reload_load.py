@@ -1,4 +1,4 @@
-"""Reloads under load: 20 SIGHUPs (100 with SNIROUTE_STRESS=long) 0.25 s apart while client
+"""Reloads under load: 20 SIGHUPs (200 with SNIROUTE_STRESS=long) 0.25 s apart while client
 threads open connections without pause through a tls and a tcp listener. The reloads swap the
 routes between two backends, add and remove a third listener, and one of them is a broken
 config. No connection may fail; connections opened before the first reload must still relay
@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from stress_util import StressTestCase, figures, harness, scaled
 
-RELOADS = scaled(20, 100)
+RELOADS = scaled(20, 200)
 BROKEN_AT = RELOADS // 2
 LONG_LIVED = scaled(20, 100)
 LOAD_THREADS = 4
