@@ -14,6 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import stress_util
 from stress_util import StressTestCase, figures, harness, scaled
 
 RANDOM_PAYLOADS = scaled(40, 400)
@@ -192,12 +193,15 @@ class MalformedInputTest(StressTestCase):
         self.check_class("1 MB of zeros", [b"\x00" * (1 << 20)], all_, prefix=False)
         self.check_class("bad PROXY headers", PROXY_BAD, pp, prefix=False, suffix=True)
         self.check_class("HTTP smuggling", HTTP_SMUGGLING, http, answered=True)
+        legit_ok = sum(self.legit_count.values())
+        stress_util.wait_until(lambda: len(self.proxy.events("conn", outcome="ok")) >= legit_ok, 10,
+                               "a conn line for the last legitimate connection")
         outcomes = {}
         for e in self.proxy.events("conn") + self.proxy.events("http"):
             key = e["event"] + ":" + e.get("outcome", e.get("status", "?"))
             outcomes[key] = outcomes.get(key, 0) + 1
         figures("malformed", listeners=len(all_), classes=self.classes, payloads_sent=self.sent,
-                legit_ok=sum(self.legit_count.values()),
+                legit_ok=legit_ok,
                 log_outcomes=",".join(f"{k}={v}" for k, v in sorted(outcomes.items())))
         self.assertEqual(self.proxy.events(level="error"), [])
 
