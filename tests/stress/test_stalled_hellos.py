@@ -128,15 +128,17 @@ class StalledHelloTest(StressTestCase):
                  "routes": [{"match": "www.example.com", "backend": "tls"}]},
             ], {"tls": {"servers": [backend.address]}}), wrapper=["prlimit", f"--nofile={nofile}:{nofile}"])
         fds_idle = stress_util.fd_count(proxy.pid)
+        rss_idle = harness.rss_kib(proxy.pid)
 
         stalled = StalledClients(port, STALLED)
         self.addCleanup(stalled.close)
         stalled.thread.start()
-        # Until the proxy holds (nearly) all of them: the silent ones reach it only after the
-        # kernel's deferred accept. 90%: some are always being replaced.
-        stress_util.wait_until(lambda: stress_util.fd_count(proxy.pid) - fds_idle >= 0.9 * STALLED, 60,
+        # Until the proxy holds most of them: the silent ones reach it only after the kernel's
+        # deferred accept (1 s of their 3), and some are always being replaced.
+        stress_util.wait_until(lambda: stress_util.fd_count(proxy.pid) - fds_idle >= 0.75 * STALLED, 60,
                                f"sniroute to hold {STALLED} stalled connections")
         fds_peak = stress_util.fd_count(proxy.pid)
+        rss_stalled = harness.rss_kib(proxy.pid)
 
         ctx = ssl.create_default_context(cafile=cert.cert_path)
         results = {"ok": 0, "failed": 0}
@@ -186,8 +188,9 @@ class StalledHelloTest(StressTestCase):
         figures("stalled_hellos", stalled=STALLED, stalled_opened=stalled.opened, stalled_closed=stalled.closed,
                 stalled_open_at_end_of_load=stalled_during, max_stalled_lifetime_s=round(stalled.max_lifetime, 2),
                 legit=LEGIT, legit_ok=results["ok"], legit_failed=results["failed"], backend_accepted=accepted,
-                proxy_fds_idle=fds_idle, proxy_fds_with_stalled=fds_peak, max_connections=MAX_CONNECTIONS,
-                nofile=nofile)
+                proxy_fds_idle=fds_idle, proxy_fds_at_load_start=fds_peak, max_connections=MAX_CONNECTIONS,
+                nofile=nofile, rss_kib_idle=rss_idle, rss_kib_with_stalled=rss_stalled,
+                rss_kib_after=harness.rss_kib(proxy.pid))
         self.assertEqual(errors, {})
         self.assertEqual(results["ok"], LEGIT)
         self.assertEqual(stalled.connect_errors, {}, "a stalled client could not even connect")
