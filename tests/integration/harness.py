@@ -24,8 +24,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # The socket-level helpers live in peers.py; tests reach everything through this module.
 from peers import (IO_TIMEOUT, ConnRecord, StalledListener, TcpServer, addr, echo, expect_closed,  # noqa: E402,F401
-                   free_port, free_ports, ipv6_available, pattern_bytes, read_until_eof, recorder, recv_exactly, rss_kib,
-                   sha256, tagged_echo)
+                   fd_count, free_port, free_ports, ipv6_available, pattern_bytes, pipe_fds, read_until_eof, recorder,
+                   recv_exactly, rss_kib, sha256, tagged_echo)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -61,6 +61,7 @@ TOOL_PACKAGES = {
     "lego": "lego",
     "dovecot": "dovecot-imapd",
     "doveadm": "dovecot-imapd",
+    "prlimit": "util-linux",
 }
 
 SKIP_EXIT = 77  # meson's "skipped" exit code
@@ -171,9 +172,11 @@ def parse_log_line(line):
 class Sniroute:
     """One `sniroute run` process. Its stderr is collected by a thread; events are parsed."""
 
-    def __init__(self, workdir, config_text, name="sniroute", extra_args=()):
+    def __init__(self, workdir, config_text, name="sniroute", extra_args=(), wrapper=()):
         self.workdir = workdir
         self.extra_args = list(extra_args)
+        # A command line the binary runs under, e.g. ["prlimit", "--nofile=64:64"].
+        self.wrapper = list(wrapper)
         self.config_path = os.path.join(workdir, f"{name}.toml")
         self.write_config(config_text)
         self.lines = []
@@ -188,7 +191,7 @@ class Sniroute:
         os.replace(tmp, self.config_path)  # a reload must never see half a file
 
     def start(self, wait_ready=True):
-        args = [BIN, "run", "--config", self.config_path, *self.extra_args]
+        args = [*self.wrapper, BIN, "run", "--config", self.config_path, *self.extra_args]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -423,8 +426,8 @@ class ProxyTestCase(unittest.TestCase):
         self.addCleanup(s.close)
         return s
 
-    def start_proxy(self, config_text, name="sniroute", wait_ready=True, extra_args=()):
-        p = Sniroute(self.workdir, config_text, name, extra_args)
+    def start_proxy(self, config_text, name="sniroute", wait_ready=True, extra_args=(), wrapper=()):
+        p = Sniroute(self.workdir, config_text, name, extra_args, wrapper)
         self.addCleanup(p.kill)
         self.addCleanup(self._stop_at_end, p)
         return p.start(wait_ready)

@@ -3,6 +3,7 @@ whose every received byte is kept for exact comparison, a listener whose connect
 client-side helpers. Standard library only; every blocking call has a timeout."""
 
 import hashlib
+import os
 import socket
 import threading
 import time
@@ -295,3 +296,21 @@ def rss_kib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+def fd_count(pid):
+    """How many descriptors the process has open."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def pipe_fds(pid):
+    """How many of the process's descriptors are pipe ends. sniroute makes a pipe only to splice
+    (libuv keeps a few of its own from start-up), and keeps empty ones in a pool, so a count
+    above the one at start shows that a direction was spliced."""
+    n = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            n += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("pipe:")
+        except OSError:
+            pass  # closed while we looked
+    return n

@@ -3,7 +3,6 @@ the others alone; idle_timeout closes idle relays and only idle ones; workers = 
 stops clean, and shares one connection limit."""
 
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -190,15 +189,7 @@ class DescriptorExhaustionTest(ProxyTestCase):
         cfg = render_config({}, [
             {"name": "tcp", "bind": [addr("127.0.0.1", port)], "protocol": "tcp", "default_backend": "echo"},
         ], {"echo": {"servers": [backend.address]}})
-        proxy = harness.Sniroute(self.workdir, cfg)
-        proxy.extra_args = []
-        self.addCleanup(proxy.kill)
-        # Started by hand, to run under prlimit; stopped and checked below.
-        proxy.proc = subprocess.Popen([prlimit, "--nofile=64:64", harness.BIN, "run", "--config", proxy.config_path],
-                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        proxy.reader = threading.Thread(target=proxy._read, daemon=True)
-        proxy.reader.start()
-        proxy.wait_event("ready")
+        proxy = self.start_proxy(cfg, wrapper=[prlimit, "--nofile=64:64"])
         # Each relayed connection takes two descriptors: 100 connections need far more than 64.
         conns = [self.connect(port) for _ in range(100)]
         first = proxy.wait_event("accept_failed", timeout=10)

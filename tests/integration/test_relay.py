@@ -13,7 +13,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness
-from harness import ProxyTestCase, addr, free_port, render_config
+from harness import ProxyTestCase, addr, free_port, pipe_fds, render_config
 
 MIB = 1 << 20
 
@@ -21,19 +21,6 @@ MIB = 1 << 20
 def set_linger_reset(sock):
     """close() will now send RST instead of FIN."""
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-
-
-def pipe_fds(pid):
-    """How many of the process's descriptors are pipe ends. sniroute makes a pipe only to splice
-    (libuv keeps a few of its own from start-up), and keeps empty ones in a pool, so a count
-    above the one at start shows that a direction was spliced."""
-    n = 0
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            n += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("pipe:")
-        except OSError:
-            pass  # closed while we looked
-    return n
 
 
 class RelayCase(ProxyTestCase):
