@@ -32,4 +32,4 @@ test: test-deps
 	BUILD_DIR=$(BUILD) tests/run-all
 
 clean:
-	rm -rf build build-asan build-fuzz build-bench
+	rm -rf build build-asan build-tsan build-fuzz build-bench

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cerrno>
 
+#include "core/fd.hpp"
 #include "proxy/relay.hpp"
 #include "proxy/uv_cast.hpp"
 
@@ -82,7 +83,7 @@ struct Relay::Splice {
     void release() {
         pool.give(pipe, queued == 0);
         for (int* fd : {&in_fd, &out_fd}) {
-            if (*fd >= 0) ::close(*fd);
+            if (*fd >= 0) core::close_dup(*fd);
             *fd = -1;
         }
         if (reserved) g_splice_fds.fetch_sub(kSpliceFds, std::memory_order_relaxed);
@@ -115,8 +116,8 @@ void Relay::start_splice(Direction& d) {
     auto* sp = new Splice(owner_.relay_pipes());
     d.splice.reset(sp);
     if (!sp->reserve_fds(owner_.relay_max_connections()) || !sp->pool.take(sp->pipe)) return sp->release();
-    sp->in_fd = ::fcntl(fd_of(d.from), F_DUPFD_CLOEXEC, 0);
-    sp->out_fd = ::fcntl(fd_of(d.to), F_DUPFD_CLOEXEC, 0);
+    sp->in_fd = core::dup_cloexec(fd_of(d.from));
+    sp->out_fd = core::dup_cloexec(fd_of(d.to));
     uv_loop_t* loop = d.from->loop;
     if (sp->in_fd < 0 || sp->out_fd < 0 || uv_poll_init(loop, &sp->in, sp->in_fd) != 0) return sp->release();
     sp->in.data = this;

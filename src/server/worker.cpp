@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <utility>
 
+#include "core/fd.hpp"
 #include "core/log.hpp"
 #include "proxy/session.hpp"
 #include "proxy/uv_cast.hpp"
@@ -299,9 +300,9 @@ bool Worker::descriptors_exhausted() const {
     uint64_t in_use =
         2ull * ctx_.connections_now() + static_cast<uint64_t>(std::max(0L, proxy::splice_descriptors_in_use()));
     if (nofile_ > 0 && in_use + kFdSlack < nofile_) return false;
-    int fd = ::fcntl(reserve_fds_[0], F_DUPFD_CLOEXEC, 0);
+    int fd = core::dup_cloexec(reserve_fds_[0]);
     if (fd >= 0) {
-        ::close(fd);
+        core::close_dup(fd);
         return false;
     }
     return errno == EMFILE || errno == ENFILE;

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+import tomllib
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -47,6 +48,12 @@ VERBOSE = bool(os.environ.get("SNIROUTE_TEST_VERBOSE"))
 # they bound how long a broken build can hang a test, not how fast a good one must be.
 READY_TIMEOUT = 20.0
 STOP_TIMEOUT = 30.0
+
+# Worker threads for every config that does not set `workers` itself (render_config adds it):
+# SNIROUTE_TEST_WORKERS=2 runs the same cases with two event loops sharing each port, which is
+# how the tsan suite (tests/integration/meson.build) runs them under ThreadSanitizer. Unset, the
+# binary's default applies (1).
+TEST_WORKERS = int(os.environ.get("SNIROUTE_TEST_WORKERS") or 0)
 
 
 # --- tools the tests need -------------------------------------------------------------------
@@ -118,8 +125,10 @@ def render_config(global_=None, listeners=(), backends=None, acme=None):
     """TOML text for sniroute. `listeners` is a list of dicts (key `routes` is a list of dicts);
     `backends` maps a name to a dict; `acme` is a dict for [acme]. drain_timeout defaults to
     10s so that a test which leaves a connection open cannot stall its cleanup for the built-in
-    30s."""
+    30s. `workers` defaults to SNIROUTE_TEST_WORKERS when that is set."""
     g = {"drain_timeout": "10s"}
+    if TEST_WORKERS:
+        g["workers"] = TEST_WORKERS
     g.update(global_ or {})
     out = ["[global]"]
     out += [f"{k} = {_toml_value(v)}" for k, v in g.items()]
@@ -135,6 +144,15 @@ def render_config(global_=None, listeners=(), backends=None, acme=None):
         out += ["", f"[backends.{name}]"]
         out += [f"{k} = {_toml_value(v)}" for k, v in b.items()]
     return "\n".join(out) + "\n"
+
+
+def configured_workers(config_text):
+    """The `workers` a config asks for: 1 when it sets none, 0 (one per core, so no count to
+    check) when it says 0 or is not valid TOML (tests that start a broken config on purpose)."""
+    try:
+        return int(tomllib.loads(config_text).get("global", {}).get("workers", 1))
+    except (tomllib.TOMLDecodeError, TypeError, ValueError, AttributeError):
+        return 0
 
 
 # --- logs -----------------------------------------------------------------------------------
@@ -179,6 +197,9 @@ class Sniroute:
         self.wrapper = list(wrapper)
         self.config_path = os.path.join(workdir, f"{name}.toml")
         self.write_config(config_text)
+        # How many worker_stopped lines a clean stop must log: start-up's config counts, a
+        # reload cannot change it.
+        self.expected_workers = configured_workers(config_text)
         self.lines = []
         self.cond = threading.Condition()
         self.proc = None
@@ -399,6 +420,11 @@ def curl_certs(name, port, timeout=IO_TIMEOUT):
 
 # --- the test base class --------------------------------------------------------------------
 
+# The first line of a sanitizer's report: "WARNING: ThreadSanitizer: data race (pid=...)",
+# "==12==ERROR: AddressSanitizer: ...", "src/x.cpp:1:2: runtime error: ..." (UBSan).
+SANITIZER_REPORT = re.compile(r"^(==\d+==)?(WARNING|ERROR): \w*Sanitizer|: runtime error: ", re.M)
+
+
 class ProxyTestCase(unittest.TestCase):
     """Owns a temp dir, and cleans up every process and socket a test makes. A proxy started
     with start_proxy() is stopped with SIGTERM at the end of the test unless the test stopped
@@ -428,13 +454,29 @@ class ProxyTestCase(unittest.TestCase):
 
     def start_proxy(self, config_text, name="sniroute", wait_ready=True, extra_args=(), wrapper=()):
         p = Sniroute(self.workdir, config_text, name, extra_args, wrapper)
+        self.addCleanup(self.assert_no_sanitizer_report, p)  # cleanups run last-in first-out
         self.addCleanup(p.kill)
         self.addCleanup(self._stop_at_end, p)
-        return p.start(wait_ready)
+        p.start(wait_ready)
+        if wait_ready and p.expected_workers:
+            ready = p.events("ready")[-1]
+            self.assertEqual(ready.get("workers"), str(p.expected_workers), f"workers started; log:\n{p.log_text()}")
+        return p
 
     def _stop_at_end(self, p):
-        if p.proc.poll() is None and p.returncode is None:
-            self.assert_clean_stop(p)
+        if p.returncode is not None:
+            return  # the test waited for the exit and checked it
+        if p.proc.poll() is None:
+            return self.assert_clean_stop(p)
+        # Exited on its own, and the test never looked: a crash, or a sanitizer that halted it.
+        rc = p.wait_exit()
+        self.fail(f"sniroute exited on its own with code {rc} during the test; log:\n{p.log_text()}")
+
+    def assert_no_sanitizer_report(self, p):
+        """Whatever the exit code (a test may expect 1, or kill the proxy): no report from
+        ThreadSanitizer, AddressSanitizer, LeakSanitizer or UBSan in the log."""
+        report = SANITIZER_REPORT.search(p.log_text())
+        self.assertIsNone(report, f"sanitizer report in sniroute's log:\n{p.log_text()}")
 
     def assert_clean_stop(self, p, timeout=STOP_TIMEOUT):
         """SIGTERM (if still running), exit 0, and a `stopped clean=yes` line."""
@@ -444,6 +486,16 @@ class ProxyTestCase(unittest.TestCase):
         self.assertTrue(stopped and stopped[-1].get("clean") == "yes", f"no clean stop; log:\n{p.log_text()}")
         leaks = p.events("leaked_handle")
         self.assertFalse(leaks, f"leaked handles: {leaks}")
+        if p.expected_workers:
+            workers = sorted(int(e["worker"]) for e in p.events("worker_stopped"))
+            self.assertEqual(workers, list(range(p.expected_workers)), f"workers that stopped; log:\n{p.log_text()}")
+
+    def assert_every_worker_accepted(self, p):
+        """After a clean stop: every worker accepted at least one connection. With SO_REUSEPORT
+        the kernel picks the worker by a hash of the 4-tuple, so a test that wants both workers
+        exercised makes a couple of dozen connections (odds of missing one: about 2^-n)."""
+        stopped = p.events("worker_stopped")
+        self.assertTrue(stopped and all(int(e["accepted"]) > 0 for e in stopped), stopped)
 
     def connect(self, port, host="127.0.0.1", timeout=IO_TIMEOUT):
         family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -486,6 +486,28 @@ class SpliceTest(RelayCase):
         e = self.proxy.wait_conn(listener="tcp")
         self.assertEqual((e["outcome"], e.get("error")), ("timeout", "idle timeout"))
 
+    def test_both_workers_splice_at_once(self):
+        # Two event loops, each with its own pipe pool, splicing at the same time while the
+        # process-wide descriptor budget is shared between them. 16 echoes of 1 MiB at once: the
+        # kernel spreads them over both workers (all on one has odds of 2^-15).
+        proxy = self.start(harness.echo, {"workers": 2})
+        n, data = 16, harness.pattern_bytes(MIB, 32)
+        socks = [self.connect(self.tcp_port) for _ in range(n)]
+        writers = [threading.Thread(target=s.sendall, args=(data,)) for s in socks]
+        for w in writers:
+            w.start()
+        for i, s in enumerate(socks):
+            self.assertEqual(harness.sha256(harness.recv_exactly(s, len(data))), harness.sha256(data), f"echo {i}")
+        for w in writers:
+            w.join(harness.IO_TIMEOUT)
+        self.assert_spliced()
+        for s in socks:
+            s.close()
+        conns = proxy.wait_count("conn", n, listener="tcp")
+        self.assertEqual([e["outcome"] for e in conns], ["ok"] * n)
+        self.assert_clean_stop(proxy)
+        self.assert_every_worker_accepted(proxy)
+
     def test_sigterm_drain_completes_spliced_transfer(self):
         data = harness.pattern_bytes(16 * MIB, 31)
 

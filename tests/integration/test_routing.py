@@ -189,5 +189,33 @@ class RoutingTest(ProxyTestCase):
         failed = [a["server"] for a in proxy.events("backend_attempt_failed")]
         self.assertEqual(failed[:2], [dead1, dead2])
 
+    def test_every_worker_routes_by_its_snapshot(self):
+        # Two event loops share the port (SO_REUSEPORT) and route with their own pointer to the
+        # shared snapshot. Raw captured hellos keep 24 connections quick; a backend that echoes
+        # behind a tag shows where each one went. All are open at once, so that both workers
+        # accept, route and connect at the same time: under ThreadSanitizer, sessions handled
+        # one after another would be ordered by the snapshot's shared reference count, and a
+        # race between the workers could go unseen.
+        hellos = [("curl-www.bin", b"W"), ("openssl3-mail.bin", b"M"), ("openssl3-noservername.bin", b"F"),
+                  ("gnutls-imap.bin", b"W")]  # exact beats *.example.com; no SNI is the default
+        backends = {tag: self.tcp_server(harness.tagged_echo(tag)) for tag in (b"M", b"W", b"F")}
+        proxy = self.start_proxy(render_config({"workers": 2, "client_hello_timeout": "10s"}, [{
+            "name": "tls-front", "bind": [addr("127.0.0.1", self.port)], "protocol": "tls", "default_backend": "f",
+            "routes": [{"match": "mail.example.com", "backend": "m"}, {"match": "*.example.com", "backend": "w"}],
+        }], {"m": {"servers": [backends[b"M"].address]}, "w": {"servers": [backends[b"W"].address]},
+             "f": {"servers": [backends[b"F"].address]}}))
+        n = 24
+        socks = [self.connect(self.port) for _ in range(n)]
+        for i, s in enumerate(socks):
+            s.sendall(harness.fixture(hellos[i % len(hellos)][0]))
+        for i, s in enumerate(socks):
+            name, tag = hellos[i % len(hellos)]
+            self.assertEqual(harness.recv_exactly(s, 1), tag, f"connection {i} with {name}")
+            s.close()
+        proxy.wait_count("conn", n)
+        self.assert_clean_stop(proxy)
+        self.assert_every_worker_accepted(proxy)
+
+
 if __name__ == "__main__":
     harness.main()

@@ -24,13 +24,13 @@ class ReloadTest(ProxyTestCase):
         self.b = self.tcp_server(harness.tagged_echo(b"B", len(HELLO)))
         self.port = free_port()
 
-    def config(self, route_to="a", extra_listeners=(), keep_main=True):
+    def config(self, route_to="a", extra_listeners=(), keep_main=True, **global_):
         listeners = []
         if keep_main:
             listeners.append({"name": "main", "bind": [addr("127.0.0.1", self.port)], "protocol": "tls",
                               "routes": [{"match": "www.example.com", "backend": route_to}]})
         listeners += list(extra_listeners)
-        return render_config({"client_hello_timeout": "10s"}, listeners, {
+        return render_config({"client_hello_timeout": "10s", **global_}, listeners, {
             "a": {"servers": [self.a.address]},
             "b": {"servers": [self.b.address]},
         })
@@ -123,15 +123,14 @@ class ReloadTest(ProxyTestCase):
     def test_reload_with_two_workers(self):
         port2 = free_port()
         extra = {"name": "second", "bind": [addr("127.0.0.1", port2)], "protocol": "tls", "default_backend": "b"}
-        cfg = self.config("a").replace("[global]\n", "[global]\nworkers = 2\n")
-        proxy = self.start_proxy(cfg)
+        proxy = self.start_proxy(self.config("a", workers=2))
         self.assertEqual(proxy.wait_event("ready")["workers"], "2")
         olds = []
         for _ in range(6):
             s, tag = self.open_tagged()
             self.assertEqual(tag, b"A")
             olds.append(s)
-        e = proxy.reload(self.config("b", [extra]).replace("[global]\n", "[global]\nworkers = 2\n"))
+        e = proxy.reload(self.config("b", [extra], workers=2))
         self.assertEqual(e["event"], "reloaded")
         # Every worker must have taken the new snapshot and opened the new listener: with
         # SO_REUSEPORT the kernel picks the worker, so try enough connections to meet both.
@@ -145,8 +144,7 @@ class ReloadTest(ProxyTestCase):
     def test_reload_applies_new_timeouts_to_new_connections_only(self):
         proxy = self.start_proxy(self.config("a"))
         old, tag = self.open_tagged()
-        cfg = self.config("a").replace("[global]\n", '[global]\nidle_timeout = "1s"\n')
-        self.assertEqual(proxy.reload(cfg)["event"], "reloaded")
+        self.assertEqual(proxy.reload(self.config("a", idle_timeout="1s"))["event"], "reloaded")
         new, tag = self.open_tagged()
         how, data = harness.expect_closed(new, timeout=20)
         self.assertEqual(proxy.wait_conn()["outcome"], "timeout")
@@ -270,8 +268,8 @@ class DrainTest(ProxyTestCase):
         self.backend = self.tcp_server(harness.echo)
         self.port = free_port()
 
-    def config(self, drain="20s"):
-        return render_config({"drain_timeout": drain}, [
+    def config(self, drain="20s", **global_):
+        return render_config({"drain_timeout": drain, **global_}, [
             {"name": "tcp", "bind": [addr("127.0.0.1", self.port)], "protocol": "tcp", "default_backend": "echo"},
         ], {"echo": {"servers": [self.backend.address]}})
 
@@ -309,7 +307,7 @@ class DrainTest(ProxyTestCase):
         self.assertEqual(proxy.events("stopped")[-1]["clean"], "yes")
 
     def test_sigterm_drains_with_two_workers(self):
-        proxy = self.start_proxy(self.config().replace("[global]\n", "[global]\nworkers = 2\n"))
+        proxy = self.start_proxy(self.config(workers=2))
         conns = [self.connect(self.port) for _ in range(6)]
         for i, s in enumerate(conns):
             self.echo_ok(s, b"conn %d" % i)
