@@ -45,7 +45,7 @@ public:
     static constexpr int kMaxInterimResponses = 16;
 
     // `head_request`: the response answers a HEAD, so it has no body whatever its
-    // Content-Length says (RFC 9110 9.3.2).
+    // Content-Length says (RFC 9110 9.3.2); nor has a 204 or a 304 (RFC 9112 6.3).
     explicit ResponseReader(bool head_request, size_t max_body = kMaxResponseBody);
     // llhttp keeps a pointer to this object: it cannot move.
     ResponseReader(const ResponseReader&) = delete;
