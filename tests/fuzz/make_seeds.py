@@ -213,6 +213,10 @@ def acme_response_seeds():
         "truncated-body.http": b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
         "bare-lf.http": b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok",
         "pipelined.http": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 500 No\r\n\r\n",
+        # What the fuzz target found: llhttp took these framings, the reader now refuses or fixes them.
+        "found-empty-name.http": b"HTTP/1.1 200 OK\r\nA: b\r\n: 11\r\nContent-Length: 0\r\n\r\n",
+        "found-space-before-colon.http": b"HTTP/1.1 200 OK\r\nReplay-Nonce : n\r\nContent-Length: 2\r\n\r\nok",
+        "found-204-with-length.http": b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nHTTP/1.1 200 OK\r\n\r\n",
     }
 
 
