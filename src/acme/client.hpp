@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "acme/dates.hpp"
+#include "acme/documents.hpp"
 #include "acme/https_client.hpp"
 #include "acme/key.hpp"
 #include "acme/task.hpp"
@@ -71,8 +73,9 @@ private:
     Task<HttpResponse> fetch(HttpRequest req);
     // A signed POST; `payload` is JSON text, or "" for POST-as-GET. Retries badNonce.
     Task<HttpResponse> post(std::string url, std::string payload, bool use_jwk = false, std::string accept = "");
-    // Polls a resource until its status is one of `done_states`. The states are a vector taken
-    // by value: the coroutine frame owns them, whatever the caller's temporaries do.
+    // Polls an order or authorization (`what`) until its status is one of `done_states`, and
+    // returns it as the CA last sent it. The states are a vector taken by value: the coroutine
+    // frame owns them, whatever the caller's temporaries do.
     Task<nlohmann::json> poll(std::string url, std::string what, std::vector<std::string> done_states);
     Task<void> authorize(std::string authz_url);
     std::string take_nonce();
@@ -85,18 +88,9 @@ private:
     Key key_;
     http::MemoryTokenStore& tokens_;
     Canceller& cancel_;
-    nlohmann::json dir_;
+    std::optional<Directory> dir_;
     std::string nonce_;
     std::string kid_;
 };
-
-// Parses an RFC 3339 date-time ("2026-01-01T00:00:00Z"; fractional seconds are truncated, and
-// numeric offsets are applied) to unix seconds. A leap second (:60) counts as the next second.
-// nullopt for anything else, including out-of-range fields such as February 30.
-std::optional<int64_t> parse_rfc3339(std::string_view s);
-// The wait a Retry-After value asks for (RFC 9110 10.2.3), in seconds from `now`: either
-// delta-seconds or an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"; a past date means 0).
-// nullopt when the value is empty or neither form (the obsolete date forms included).
-std::optional<uint64_t> parse_retry_after(std::string_view value, int64_t now);
 
 }  // namespace sniroute::acme

@@ -1,21 +1,13 @@
 #include "acme/https_client.hpp"
 
-#include <llhttp.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
-#include <cctype>
 #include <cstring>
-
-#include "http/llhttp_setup.hpp"
 
 namespace sniroute::acme {
 
 namespace {
-
-constexpr size_t kMaxHeaderBytes = 64 * 1024;
-// Interim (1xx) responses skipped before the final one; a server that sends more is broken.
-constexpr int kMaxInterimResponses = 16;
 
 std::string ssl_error_string() {
     unsigned long e = ERR_get_error();
@@ -32,19 +24,18 @@ class Conn {
 public:
     Conn(uv_loop_t* loop, SSL_CTX* ctx, HttpRequest req, Url url, std::shared_ptr<Fetch::Result> out,
          std::coroutine_handle<> h, Canceller* cancel)
-        : loop_(loop), req_(std::move(req)), url_(std::move(url)), out_(std::move(out)), co_(h), cancel_(cancel) {
+        : loop_(loop),
+          req_(std::move(req)),
+          url_(std::move(url)),
+          out_(std::move(out)),
+          co_(h),
+          cancel_(cancel),
+          reader_(req_.method == "HEAD") {
         ssl_ = SSL_new(ctx);
         rbio_ = BIO_new(BIO_s_mem());
         wbio_ = BIO_new(BIO_s_mem());
         SSL_set_bio(ssl_, rbio_, wbio_);
         SSL_set_connect_state(ssl_);
-        http::start_parser(parser_, settings_, HTTP_RESPONSE,
-                           {.on_header_field = on_header_field,
-                            .on_header_value = on_header_value,
-                            .on_headers_complete = on_headers_complete,
-                            .on_body = on_body,
-                            .on_message_complete = on_message_complete},
-                           this);
     }
 
     // `early_error` fails the request at once; it still goes through end(), so the coroutine is
@@ -146,12 +137,8 @@ private:
         auto* c = static_cast<Conn*>(s->data);
         if (c->done_ || n == 0) return;
         if (n < 0) {
-            // A body without a length ends at EOF; llhttp_finish then completes the message (its
-            // return value is on_message_complete's HPE_PAUSED, so complete_ is what counts).
-            if (n == UV_EOF && c->sent_) {
-                llhttp_finish(&c->parser_);
-                if (c->complete_) return c->succeed();
-            }
+            // A body without a length ends at EOF.
+            if (n == UV_EOF && c->sent_ && c->reader_.finish() == ResponseReader::Status::Done) return c->succeed();
             return c->fail(n == UV_EOF ? "connection closed before a complete response"
                                        : uv_strerror(static_cast<int>(n)));
         }
@@ -201,11 +188,9 @@ private:
                     return fail("TLS read: " + ssl_error_string());
                 break;
             }
-            llhttp_errno_t err = llhttp_execute(&parser_, buf, static_cast<size_t>(r));
-            if (complete_) return succeed();
-            if (too_large_) return fail("HTTP response too large");
-            if (status_refused_) return fail(bad_status_message());
-            if (err != HPE_OK) return fail(std::string("bad HTTP response: ") + llhttp_errno_name(err));
+            ResponseReader::Status s = reader_.feed(buf, static_cast<size_t>(r));
+            if (s == ResponseReader::Status::Done) return succeed();
+            if (s == ResponseReader::Status::Error) return fail(reader_.error());
         }
         flush();
     }
@@ -235,99 +220,10 @@ private:
         }
     }
 
-    // llhttp is C: these callbacks must not throw through it. An allocation failure ends the
-    // parse with HPE_USER, which drive() reports as a bad response.
-    static Conn* self(llhttp_t* p) noexcept { return static_cast<Conn*>(p->data); }
-    int too_large() noexcept {
-        too_large_ = true;
-        return -1;
-    }
-    static int on_header_field(llhttp_t* p, const char* at, size_t n) noexcept {
-        Conn* c = self(p);
-        c->header_bytes_ += n;
-        if (c->header_bytes_ > kMaxHeaderBytes) return c->too_large();
-        try {
-            auto& headers = c->out_->response.headers;
-            if (!c->in_field_) headers.emplace_back();
-            c->in_field_ = true;
-            for (size_t i = 0; i < n; ++i)
-                headers.back().first.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(at[i]))));
-        } catch (...) {
-            return -1;
-        }
-        return 0;
-    }
-    static int on_header_value(llhttp_t* p, const char* at, size_t n) noexcept {
-        Conn* c = self(p);
-        c->header_bytes_ += n;
-        c->in_field_ = false;
-        if (c->header_bytes_ > kMaxHeaderBytes) return c->too_large();
-        try {
-            if (!c->out_->response.headers.empty()) c->out_->response.headers.back().second.append(at, n);
-        } catch (...) {
-            return -1;
-        }
-        return 0;
-    }
-    // llhttp 8 takes any status from 0 to 999, and parses a 1xx response as a message of its
-    // own, bodiless unless it carries a Content-Length (which llhttp would then read), after
-    // which it goes on to the next message. RFC 9110 15 defines 100-599 only, so
-    // anything else is a broken server, not a success. Of the 1xx: 15.2 says a client "MUST be
-    // able to parse one or more 1xx responses received prior to a final response, even if the
-    // client does not expect one" and may ignore them, so 100 Continue, 102, 103 Early Hints
-    // (which a CDN in front of a CA may send) and unassigned ones are skipped, bodiless. 101
-    // Switching Protocols is refused: we asked for no upgrade (RFC 9110 7.8), and the bytes
-    // after it would not be HTTP.
-    static int on_headers_complete(llhttp_t* p) noexcept {
-        Conn* c = self(p);
-        int status = p->status_code;
-        if (status < 100 || status > 599 || status == 101 || (status < 200 && c->interim_ >= kMaxInterimResponses)) {
-            c->status_refused_ = true;
-            c->bad_status_ = status;
-            return -1;  // ends the parse with HPE_CB_HEADERS_COMPLETE; drive() reports bad_status_
-        }
-        if (status < 200) {
-            c->interim_status_ = true;
-            return 1;  // no body
-        }
-        // A response to HEAD has no body whatever its Content-Length says (RFC 9110 9.3.2).
-        return c->req_.method == "HEAD" ? 1 : 0;
-    }
-    std::string bad_status_message() const {
-        std::string s = std::to_string(bad_status_);
-        if (bad_status_ == 101) return "unexpected HTTP status 101 Switching Protocols: no upgrade was asked for";
-        if (bad_status_ >= 100 && bad_status_ < 200)
-            return "more than " + std::to_string(kMaxInterimResponses) + " interim (1xx) responses, the last " + s;
-        return "bad HTTP status " + s + " (not 100-599)";
-    }
-    static int on_body(llhttp_t* p, const char* at, size_t n) noexcept {
-        Conn* c = self(p);
-        if (c->out_->response.body.size() + n > Fetch::kMaxBody) return c->too_large();
-        try {
-            c->out_->response.body.append(at, n);
-        } catch (...) {
-            return -1;
-        }
-        return 0;
-    }
-    static int on_message_complete(llhttp_t* p) noexcept {
-        Conn* c = self(p);
-        if (c->interim_status_) {
-            // An interim response: forget its headers and let llhttp parse the next message.
-            c->interim_status_ = false;
-            c->in_field_ = false;
-            ++c->interim_;
-            c->out_->response.headers.clear();
-            return 0;
-        }
-        c->complete_ = true;
-        c->out_->response.status = p->status_code;
-        return HPE_PAUSED;
-    }
-
     void succeed() {
         if (done_) return;
         out_->error.clear();
+        out_->response = reader_.take();
         end();
     }
     void fail(std::string why, bool name_request = true) {
@@ -380,32 +276,17 @@ private:
     SSL* ssl_ = nullptr;
     BIO* rbio_ = nullptr;
     BIO* wbio_ = nullptr;
-    llhttp_t parser_{};
-    llhttp_settings_t settings_{};
+    ResponseReader reader_;
     char rbuf_[16 * 1024];
     int open_ = 0;
     bool dns_pending_ = false;
     bool tcp_open_ = false;
     bool handshaken_ = false;
     bool sent_ = false;
-    bool complete_ = false;
     bool done_ = false;
-    bool in_field_ = false;
-    bool too_large_ = false;
-    bool interim_status_ = false;  // the message being parsed is a 1xx response
-    int interim_ = 0;              // 1xx responses skipped so far
-    bool status_refused_ = false;  // the parse ended at a status we refuse: bad_status_
-    int bad_status_ = 0;
-    size_t header_bytes_ = 0;  // all responses', interim ones included
 };
 
 }  // namespace
-
-std::string HttpResponse::header(std::string_view name) const {
-    for (const auto& [k, v] : headers)
-        if (k == name) return v;
-    return "";
-}
 
 TlsClientContext::TlsClientContext(const std::string& ca_bundle) {
     ctx_ = SSL_CTX_new(TLS_client_method());

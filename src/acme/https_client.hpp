@@ -1,5 +1,5 @@
 // An HTTPS/1.1 client for the ACME client, on the event loop: libuv for DNS and TCP, OpenSSL
-// through memory BIOs for TLS, llhttp for the response. One request per connection: ACME
+// through memory BIOs for TLS, acme/response_reader.hpp (llhttp) for the response. One request per connection: ACME
 // traffic is a handful of requests per day, and a fresh connection cannot be half-broken.
 #pragma once
 
@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "acme/response_reader.hpp"
 #include "acme/task.hpp"
 
 namespace sniroute::acme {
@@ -23,14 +24,6 @@ struct HttpRequest {
     std::string body;
     std::string content_type;
     std::string accept;
-};
-
-struct HttpResponse {
-    int status = 0;
-    std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
-    std::string body;
-    // The first header of that (lower-case) name, or "".
-    std::string header(std::string_view name) const;
 };
 
 // A transport failure: DNS, connect, TLS, timeout, or an unparsable response.
@@ -63,7 +56,7 @@ bool parse_https_url(std::string_view url, Url& out);
 // `co_await Fetch(...)` performs the request and returns the response or throws FetchError.
 class Fetch {
 public:
-    static constexpr size_t kMaxBody = 1 << 20;
+    static constexpr size_t kMaxBody = kMaxResponseBody;
     Fetch(uv_loop_t* loop, SSL_CTX* ctx, HttpRequest req, uint64_t timeout_ms, Canceller* cancel = nullptr)
         : loop_(loop), ctx_(ctx), req_(std::move(req)), timeout_ms_(timeout_ms), cancel_(cancel) {}
 

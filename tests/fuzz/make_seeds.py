@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes the seed corpora: client_hello_fuzz's into tests/fuzz/corpus/client_hello/, and
 proxy_protocol_fuzz's, http_head_fuzz's and config_fuzz's into corpus/proxy_protocol/,
-corpus/http_head/ and corpus/config/.
+corpus/http_head/ and corpus/config/, and the ACME readers' (acme_dates_fuzz, acme_response_fuzz,
+acme_json_fuzz) into corpus/acme_*/.
 
 The real captures from ../shared/fixtures/clienthellos are copied as they are; the synthetic
 seeds below cover the framings the captures do not: several records, one byte per record, no
@@ -10,6 +11,7 @@ HTTP and SSLv2. The fuzz target also reads each input as a bare ClientHello body
 bodies without any header are included. Run it again after changing the list; the files are
 committed, so the fuzzer never depends on this script.
 """
+import json
 import pathlib
 import shutil
 import struct
@@ -207,6 +209,181 @@ def config_seeds():
     return seeds
 
 
+def acme_dates_seeds():
+    # renewalInfo windows as Let's Encrypt and Pebble write them, RFC 3339's own examples, and
+    # Retry-After values: delta-seconds and IMF-fixdates, valid and not.
+    return {
+        "le-window-start.txt": b"2026-03-01T17:03:42Z",
+        "pebble-window-end.txt": b"2026-03-03T17:03:42.123456789Z",
+        "rfc3339-fraction.txt": b"1985-04-12T23:20:50.52Z",
+        "rfc3339-offset.txt": b"1996-12-19T16:39:57-08:00",
+        "rfc3339-leap-second.txt": b"1990-12-31T23:59:60Z",
+        "rfc3339-positive-offset.txt": b"1937-01-01T12:00:27.87+00:20",
+        "rfc3339-lower-case.txt": b"2026-01-01t00:00:00z",
+        "rfc3339-space.txt": b"2026-01-01 00:00:00+05:30",
+        "rfc3339-leap-day.txt": b"2024-02-29T12:00:00Z",
+        "rfc3339-not-leap.txt": b"2100-02-29T00:00:00Z",
+        "rfc3339-year-0.txt": b"0000-01-01T00:00:00+23:59",
+        "rfc3339-year-9999.txt": b"9999-12-31T23:59:60-23:59",
+        "rfc3339-no-offset.txt": b"2026-01-01T00:00:00",
+        "retry-after-delta.txt": b"120",
+        "retry-after-zero.txt": b"0",
+        "retry-after-ows.txt": b" \t3600 ",
+        "retry-after-huge.txt": b"99999999999999999999999",
+        "retry-after-negative.txt": b"-1",
+        "retry-after-imf.txt": b"Sun, 06 Nov 1994 08:49:37 GMT",
+        "retry-after-imf-future.txt": b"Fri, 01 Jan 2027 00:00:00 GMT",
+        "retry-after-imf-feb30.txt": b"Sun, 30 Feb 2025 08:49:37 GMT",
+        "retry-after-rfc850.txt": b"Sunday, 06-Nov-94 08:49:37 GMT",
+        "retry-after-asctime.txt": b"Sun Nov  6 08:49:37 1994",
+    }
+
+
+def chunked(body, sizes):
+    out, at = b"", 0
+    for n in sizes:
+        out += b"%x\r\n" % n + body[at:at + n] + b"\r\n"
+        at += n
+    return out + b"0\r\n\r\n"
+
+
+def acme_response_seeds():
+    # Answers of Pebble and Let's Encrypt to the ACME client: Content-Length, chunked and
+    # close-delimited bodies, HEAD newNonce, interim answers and the statuses it refuses.
+    directory = (b'{"keyChange":"https://localhost:14000/rollover-account-key","meta":{"externalAccountRequired":false,'
+                 b'"termsOfService":"data:text/plain,Do%20what%20thou%20wilt"},"newAccount":"https://localhost:14000/'
+                 b'sign-me-up","newNonce":"https://localhost:14000/nonce-plz","newOrder":"https://localhost:14000/order-'
+                 b'plz","renewalInfo":"https://localhost:14000/draft-ietf-acme-ari-03/renewalInfo/","revokeCert":'
+                 b'"https://localhost:14000/revoke-cert"}')
+    order = (b'{"status":"pending","expires":"2026-12-11T20:00:00Z","identifiers":[{"type":"dns","value":"a.test"}],'
+             b'"authorizations":["https://acme-v02.api.letsencrypt.org/acme/authz-v3/1234"],'
+             b'"finalize":"https://acme-v02.api.letsencrypt.org/acme/finalize/1/2"}')
+    problem = b'{"type":"urn:ietf:params:acme:error:badNonce","detail":"JWS has an invalid anti-replay nonce","status":400}'
+    le_head = (b"HTTP/1.1 201 Created\r\nServer: nginx\r\nDate: Fri, 04 Dec 2026 20:00:00 GMT\r\n"
+               b"Content-Type: application/json\r\nBoot-Id: 1\r\n"
+               b"Link: <https://acme-v02.api.letsencrypt.org/directory>;rel=\"index\"\r\n"
+               b"Location: https://acme-v02.api.letsencrypt.org/acme/order/1/2\r\n"
+               b"Replay-Nonce: 4nBxkU8fFmFyQy5Lxd9GMqXLLGiMl0b2JZQb3N8h_oGbn0\r\n")
+    limited = b'{"type":"urn:ietf:params:acme:error:rateLimited","detail":"too many new orders recently"}'
+    chain = b"-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIIE\n-----END CERTIFICATE-----\n" * 2
+    return {
+        "pebble-directory.http": b"HTTP/1.1 200 OK\r\nCache-Control: public, max-age=0, no-cache\r\n"
+                                 b"Content-Type: application/json; charset=utf-8\r\n"
+                                 b"Content-Length: %d\r\n\r\n" % len(directory) + directory,
+        "pebble-nonce-head.http": b"HTTP/1.1 200 OK\r\nCache-Control: public, max-age=0, no-cache\r\n"
+                                  b"Link: <https://localhost:14000/dir>;rel=\"index\"\r\n"
+                                  b"Replay-Nonce: _7sPB8lCnbTKQ3Xq0P9F0w\r\nDate: Fri, 04 Dec 2026 20:00:00 GMT\r\n\r\n",
+        "le-order-content-length.http": le_head + b"Content-Length: %d\r\n\r\n" % len(order) + order,
+        "le-order-chunked.http": le_head + b"Transfer-Encoding: chunked\r\n\r\n" + chunked(order, [100, 50, 99]),
+        "le-order-chunk-ext-trailer.http": le_head + b"Transfer-Encoding: chunked\r\n\r\n"
+                                           b"10;name=value\r\n" + order[:16] + b"\r\n0\r\nX-Trailer: 1\r\n\r\n",
+        "pebble-cert-close-delimited.http": b"HTTP/1.1 200 OK\r\nContent-Type: application/pem-certificate-chain\r\n"
+                                            b"Connection: close\r\n\r\n" + chain,
+        "le-cert-http10.http": b"HTTP/1.0 200 OK\r\nContent-Type: application/pem-certificate-chain\r\n\r\n" + chain,
+        "problem-bad-nonce.http": b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/problem+json\r\n"
+                                  b"Replay-Nonce: n2\r\nContent-Length: %d\r\n\r\n" % len(problem) + problem,
+        "problem-rate-limited.http": b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 3600\r\n"
+                                     b"Content-Type: application/problem+json\r\nContent-Length: %d\r\n\r\n" % len(limited) + limited,
+        "interim-then-final.http": b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\n"
+                                   b"Link: </a>; rel=preload\r\n\r\nHTTP/1.1 204 No Content\r\nX: 1\r\n\r\n",
+        "interim-with-length.http": b"HTTP/1.1 102 Processing\r\nContent-Length: 5\r\n\r\n"
+                                    b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nyes",
+        "switching-protocols.http": b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\nPRI * HTTP/2.0",
+        "status-600.http": b"HTTP/1.1 600 Beyond\r\nContent-Length: 2\r\n\r\nok",
+        "not-modified.http": b"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n",
+        "two-lengths.http": b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\na",
+        "te-and-length.http": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
+        "gzip-chunked.http": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n",
+        "truncated-body.http": b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+        "bare-lf.http": b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok",
+        "pipelined.http": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 500 No\r\n\r\n",
+        # What the fuzz target found: llhttp took these framings, the reader now refuses or fixes them.
+        "found-empty-name.http": b"HTTP/1.1 200 OK\r\nA: b\r\n: 11\r\nContent-Length: 0\r\n\r\n",
+        "found-space-before-colon.http": b"HTTP/1.1 200 OK\r\nReplay-Nonce : n\r\nContent-Length: 2\r\n\r\nok",
+        "found-204-with-length.http": b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nHTTP/1.1 200 OK\r\n\r\n",
+    }
+
+
+def acme_json_seeds():
+    # Documents as Pebble and Let's Encrypt send them (RFC 8555 7.1, RFC 9773 4.2), then the
+    # shapes a broken CA could send: wrong types, unknown statuses, plain http, deep nesting.
+    le = "https://acme-v02.api.letsencrypt.org"
+    pebble = "https://localhost:14000"
+    docs = {
+        "le-directory.json": {
+            "keyChange": le + "/acme/key-change", "newAccount": le + "/acme/new-acct",
+            "newNonce": le + "/acme/new-nonce", "newOrder": le + "/acme/new-order",
+            "renewalInfo": le + "/draft-ietf-acme-ari-03/renewalInfo", "revokeCert": le + "/acme/revoke-cert",
+            "meta": {"caaIdentities": ["letsencrypt.org"], "profiles": {"classic": "default"},
+                     "termsOfService": "https://letsencrypt.org/documents/LE-SA-v1.5-February-24-2025.pdf",
+                     "website": "https://letsencrypt.org"}},
+        "pebble-directory.json": {
+            "keyChange": pebble + "/rollover-account-key", "meta": {"externalAccountRequired": False,
+                                                                     "termsOfService": "data:text/plain,Do%20what"},
+            "newAccount": pebble + "/sign-me-up", "newNonce": pebble + "/nonce-plz", "newOrder": pebble + "/order-plz",
+            "revokeCert": pebble + "/revoke-cert"},
+        "pebble-account.json": {"status": "valid", "contact": ["mailto:ops@example.com"],
+                                "orders": pebble + "/list-orderz/1"},
+        "account-deactivated.json": {"status": "deactivated"},
+        "le-order-pending.json": {
+            "status": "pending", "expires": "2026-12-11T20:00:00Z",
+            "identifiers": [{"type": "dns", "value": "a.example"}, {"type": "dns", "value": "b.example"}],
+            "authorizations": [le + "/acme/authz-v3/1", le + "/acme/authz-v3/2"],
+            "finalize": le + "/acme/finalize/1/2"},
+        "pebble-order-ready.json": {"status": "ready", "expires": "2026-12-05T20:00:00Z",
+                                    "identifiers": [{"type": "dns", "value": "a.test"}],
+                                    "finalize": pebble + "/finalize-order/x", "authorizations": [pebble + "/authZ/y"]},
+        "order-valid.json": {"status": "valid", "finalize": pebble + "/finalize-order/x",
+                             "certificate": pebble + "/certZ/z"},
+        "order-invalid.json": {"status": "invalid", "finalize": pebble + "/f",
+                               "error": {"type": "urn:ietf:params:acme:error:unauthorized", "detail": "no"}},
+        "le-authz-pending.json": {
+            "identifier": {"type": "dns", "value": "a.example"}, "status": "pending",
+            "expires": "2026-12-11T20:00:00Z",
+            "challenges": [
+                {"type": "http-01", "status": "pending", "url": le + "/acme/chall-v3/1/a",
+                 "token": "LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0"},
+                {"type": "dns-01", "status": "pending", "url": le + "/acme/chall-v3/1/b", "token": "b"},
+                {"type": "tls-alpn-01", "status": "pending", "url": le + "/acme/chall-v3/1/c", "token": "c"}]},
+        "authz-invalid.json": {
+            "identifier": {"type": "dns", "value": "a.test"}, "status": "invalid",
+            "challenges": [{"type": "http-01", "status": "invalid", "url": pebble + "/chalZ/1", "token": "t",
+                            "validated": "2026-12-04T20:00:00Z",
+                            "error": {"type": "urn:ietf:params:acme:error:connection",
+                                      "detail": "Connection refused", "status": 400}}]},
+        "authz-valid-wildcard.json": {"identifier": {"type": "dns", "value": "example.org"}, "wildcard": True,
+                                      "status": "valid", "challenges": []},
+        "problem-bad-nonce.json": {"type": "urn:ietf:params:acme:error:badNonce",
+                                   "detail": "JWS has an invalid anti-replay nonce", "status": 400},
+        "problem-subproblems.json": {
+            "type": "urn:ietf:params:acme:error:malformed", "detail": "Some identifiers were rejected",
+            "subproblems": [{"type": "urn:ietf:params:acme:error:malformed", "detail": "Invalid underscore",
+                             "identifier": {"type": "dns", "value": "_example.org"}}]},
+        "problem-rate-limited.json": {"type": "urn:ietf:params:acme:error:rateLimited",
+                                      "detail": "too many certificates", "status": 429},
+        "le-renewal-info.json": {"suggestedWindow": {"start": "2026-03-01T17:03:42Z", "end": "2026-03-03T17:03:42Z"},
+                                 "explanationURL": "https://community.letsencrypt.org/t/ari"},
+        "renewal-info-offsets.json": {"suggestedWindow": {"start": "2026-02-01T00:00:00Z",
+                                                          "end": "2026-02-02T12:00:00.5+12:00"}},
+        "renewal-info-reversed.json": {"suggestedWindow": {"start": "2026-03-03T00:00:00Z",
+                                                           "end": "2026-03-01T00:00:00Z"}},
+        "wrong-types.json": {"status": 5, "authorizations": "x", "finalize": ["https://a/"], "challenges": {},
+                             "identifier": [], "suggestedWindow": {"start": 1, "end": None},
+                             "type": 7, "detail": {"a": 1}, "newNonce": True},
+        "wrong-entries.json": {"status": "pending", "authorizations": [1, None, {"url": "https://a/"}],
+                               "challenges": ["http-01", {"type": "http-01", "url": "http://plain/"},
+                                              {"type": "http-01", "url": "https://a/\r\nX: y"}]},
+        "unknown-status.json": {"status": "complete", "finalize": "https://a/f"},
+    }
+    out = {name: json.dumps(doc).encode() for name, doc in docs.items()}
+    out["deep.json"] = b'{"a":' + b"[" * 40 + b"]" * 40 + b"}"
+    out["big-array.json"] = json.dumps({"status": "pending", "authorizations": ["https://a/%d" % i
+                                                                                 for i in range(101)]}).encode()
+    out["not-object.json"] = b'["status", "valid"]'
+    out["truncated.json"] = b'{"status": "valid", "certificate": "https://a/c'
+    return out
+
+
 def write_all(out, seeds):
     out.mkdir(parents=True, exist_ok=True)
     for name, data in seeds.items():
@@ -217,6 +394,9 @@ def main():
     write_all(HERE / "corpus" / "proxy_protocol", proxy_seeds())
     write_all(HERE / "corpus" / "http_head", http_seeds())
     write_all(HERE / "corpus" / "config", config_seeds())
+    write_all(HERE / "corpus" / "acme_dates", acme_dates_seeds())
+    write_all(HERE / "corpus" / "acme_response", acme_response_seeds())
+    write_all(HERE / "corpus" / "acme_json", acme_json_seeds())
     OUT.mkdir(parents=True, exist_ok=True)
     for f in sorted(FIXTURES.glob("*.bin")):
         shutil.copyfile(f, OUT / f.name)
