@@ -242,7 +242,10 @@ TEST_CASE("a status outside 100-599 is a transport error naming the request and 
         {"HTTP/1.1 099 Low\r\nContent-Length: 0\r\n\r\n", 99},
         {"HTTP/1.1 0 Zero\r\nContent-Length: 0\r\n\r\n", 0},
     };
-    for (const auto& [response, status] : cases) {
+    for (const auto& c : cases) {
+        // Not a structured binding: clang 14 cannot capture one in CAPTURE's lambda.
+        const char* response = c.first;
+        const int status = c.second;
         CAPTURE(response);
         Outcome o = fetch_answer(response);
         // "GET https://localhost:PORT/acct: bad HTTP status 600 (not 100-599)"
