@@ -51,12 +51,16 @@ void PipePool::give(KernelPipe& p, bool empty) {
 }
 
 LoopContext::LoopContext(uv_loop_t* loop, std::atomic<uint32_t>& connections, const http::TokenStore& tokens,
-                         route::SnapshotPtr snap)
-    : loop_(loop),
-      connections_(connections),
-      tokens_(tokens),
-      snap_(std::move(snap)),
-      read_buf_(new char[kReadBufferSize]) {}
+                         route::SnapshotPtr snap, WorkerStats& stats)
+    : loop_(loop), connections_(connections), tokens_(tokens), stats_(stats), read_buf_(new char[kReadBufferSize]) {
+    set_snapshot(std::move(snap));
+}
+
+void LoopContext::set_snapshot(route::SnapshotPtr snap) {
+    snap_ = std::move(snap);
+    listener_stats_.clear();
+    for (const auto& l : snap_->config().listeners) listener_stats_.push_back(&stats_.listener(l.name));
+}
 
 void LoopContext::attach(Session* s) { sessions_.push_front(s); }
 

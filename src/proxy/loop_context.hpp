@@ -12,6 +12,7 @@
 
 #include "core/intrusive_list.hpp"
 #include "http/challenge.hpp"
+#include "proxy/stats.hpp"
 #include "route/router.hpp"
 
 namespace sniroute::proxy {
@@ -48,7 +49,7 @@ public:
     static constexpr size_t kReadBufferSize = 64 * 1024;
 
     LoopContext(uv_loop_t* loop, std::atomic<uint32_t>& connections, const http::TokenStore& tokens,
-                route::SnapshotPtr snap);
+                route::SnapshotPtr snap, WorkerStats& stats);
     LoopContext(const LoopContext&) = delete;
     LoopContext& operator=(const LoopContext&) = delete;
 
@@ -65,7 +66,12 @@ public:
     // The routing snapshot new sessions start with; a reload swaps it, and sessions already
     // running keep the one they started with.
     const route::SnapshotPtr& snapshot() const { return snap_; }
-    void set_snapshot(route::SnapshotPtr snap) { snap_ = std::move(snap); }
+    void set_snapshot(route::SnapshotPtr snap);
+
+    // This loop's counters (stats.hpp), and those of listener `li` of the current snapshot,
+    // looked up once per snapshot so that a new session finds its listener's by index.
+    WorkerStats& stats() { return stats_; }
+    ListenerStats& listener_stats(size_t li) { return *listener_stats_[li]; }
 
     // Sessions add themselves when made and remove themselves when deleted.
     void attach(Session* s);
@@ -86,6 +92,8 @@ private:
     std::atomic<uint32_t>& connections_;
     const http::TokenStore& tokens_;
     route::SnapshotPtr snap_;
+    WorkerStats& stats_;
+    std::vector<ListenerStats*> listener_stats_;  // by listener index of snap_
     std::unique_ptr<char[]> read_buf_;
     PipePool pipes_;
     core::IntrusiveList<Session> sessions_;

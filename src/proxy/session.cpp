@@ -19,7 +19,12 @@ constexpr size_t kMaxQueuedAnswers = 64 * 1024;
 const RelayCallbacks Session::kRelayCallbacks = {on_alloc, on_client_read, on_upstream_read};
 
 Session::Session(LoopContext& ctx, size_t li)
-    : ctx_(ctx), snap_(ctx.snapshot()), li_(static_cast<uint32_t>(li)), relay_(*this, &client_, &upstream_) {
+    : ctx_(ctx),
+      snap_(ctx.snapshot()),
+      stats_(&ctx.listener_stats(li)),
+      li_(static_cast<uint32_t>(li)),
+      relay_(*this, &client_, &upstream_) {
+    stats_->opened.add();
     uv_tcp_init(ctx_.loop(), &client_);
     uv_timer_init(ctx_.loop(), &timer_);
     client_.data = timer_.data = upstream_.data = this;
@@ -357,8 +362,17 @@ void Session::relay_handles_closed() {
 }
 
 void Session::finish() {
+    count_close();
     log_close();
     delete this;
+}
+
+void Session::count_close() {
+    PairStats& p = ctx_.stats().pair(*stats_, backend_ ? std::string_view(backend_->name) : std::string_view());
+    p.outcomes[static_cast<size_t>(outcome_)].add();
+    if (uint64_t up = relay_.up().bytes) p.bytes_up.add(up);
+    if (uint64_t down = relay_.down().bytes) p.bytes_down.add(down);
+    stats_->closed.add();
 }
 
 void Session::log_close() {

@@ -74,6 +74,7 @@ private:
     void close_handle(uv_handle_t* h);  // once; the session waits for its close callback
     void finish();                      // after the last close callback: log, then delete
     void log_close();
+    void count_close();  // into this loop's stats (stats.hpp)
 
     // RelayOwner.
     void relay_closed(Outcome o, Side side, const char* why) override { close(o, side, why); }
@@ -105,6 +106,7 @@ private:
 
     LoopContext& ctx_;
     route::SnapshotPtr snap_;
+    ListenerStats* stats_;  // this loop's counters of the listener
     const config::Backend* backend_ = nullptr;
 
     uv_tcp_t client_{};

@@ -52,7 +52,7 @@ constexpr uint64_t kAcceptRetryMs = 250;
 }  // namespace
 
 Worker::Worker(unsigned id, Shared& shared, route::SnapshotPtr snap)
-    : id_(id), ctx_(&loop_, shared.connections, shared.tokens, std::move(snap)) {}
+    : id_(id), ctx_(&loop_, shared.connections, shared.tokens, std::move(snap), stats_) {}
 
 Worker::~Worker() {
     // Sockets handed over by a reload that arrived after the loop stopped are still ours.
@@ -88,6 +88,10 @@ bool Worker::run(std::vector<ListenSocket> sockets) {
     accept_log_timer_.data = this;
     uv_timer_init(&loop_, &accept_retry_timer_);
     accept_retry_timer_.data = this;
+    uv_timer_init(&loop_, &heartbeat_timer_);
+    heartbeat_timer_.data = this;
+    heartbeat_ms.store(uv_hrtime() / 1'000'000);
+    uv_timer_start(&heartbeat_timer_, on_heartbeat, kHeartbeatMs, kHeartbeatMs);
     open_reserve();
     for (auto& ls : sockets) open_socket(std::move(ls));
     listening.store(true);
@@ -255,6 +259,7 @@ void Worker::on_connection(uv_stream_t* server, int status) noexcept {
 // line per second per listening socket, with the count since the previous line.
 void Worker::accept_failed(ListenHandle* h, int status, uint64_t lost) {
     h->accept_failures += lost;
+    stats_.listener(h->listener).accept_failures.add(lost);
     h->unlogged += lost;
     accept_failures_ += lost;
     h->last_error = status;
@@ -396,6 +401,10 @@ void Worker::on_drain_timeout(uv_timer_t* t) noexcept {
     w->ctx_.abort_all();
 }
 
+void Worker::on_heartbeat(uv_timer_t* t) noexcept {
+    static_cast<Worker*>(t->data)->heartbeat_ms.store(uv_hrtime() / 1'000'000);
+}
+
 void Worker::on_sessions_gone(void* worker) noexcept { static_cast<Worker*>(worker)->maybe_finish(); }
 
 void Worker::maybe_finish() {
@@ -412,6 +421,7 @@ void Worker::maybe_finish() {
     uv_close(proxy::as_handle(&drain_timer_), nullptr);
     uv_close(proxy::as_handle(&accept_log_timer_), nullptr);
     uv_close(proxy::as_handle(&accept_retry_timer_), nullptr);
+    uv_close(proxy::as_handle(&heartbeat_timer_), nullptr);
 }
 
 }  // namespace sniroute::server

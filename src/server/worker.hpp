@@ -46,6 +46,12 @@ public:
     std::atomic<bool> listening{false};
     std::atomic<bool> start_failed{false};  // set with `listening` when the loop could not start
     std::atomic<bool> finished{false};
+    // The loop's clock (uv_hrtime, in ms) as of its last heartbeat: a timer moves it every
+    // kHeartbeatMs while the loop runs, so /healthz can tell a loop that stopped turning.
+    static constexpr uint64_t kHeartbeatMs = 1000;
+    std::atomic<uint64_t> heartbeat_ms{0};
+    unsigned id() const { return id_; }
+    const proxy::WorkerStats& stats() const { return stats_; }
 
 private:
     struct ListenHandle;
@@ -66,6 +72,7 @@ private:
     bool descriptors_exhausted() const;
     static void on_accept_retry(uv_timer_t* t) noexcept;
     static void on_sessions_gone(void* worker) noexcept;
+    static void on_heartbeat(uv_timer_t* t) noexcept;
 
     unsigned id_;
     uv_loop_t loop_{};
@@ -75,6 +82,7 @@ private:
     uv_timer_t accept_log_timer_{};
     // Retries the listeners paused because no descriptor was left (see on_connection).
     uv_timer_t accept_retry_timer_{};
+    uv_timer_t heartbeat_timer_{};
     // A descriptor kept open so that, when accept() fails for want of descriptors, there is one
     // to give up: the queued connections are then accepted and closed (see accept_failed).
     int reserve_fds_[2] = {-1, -1};
@@ -82,6 +90,8 @@ private:
     uint64_t nofile_ = 0;
     void open_reserve();
     uint64_t shed_queue(ListenHandle* h);
+    // Written by this loop only, read by the admin listener's scrape (proxy/stats.hpp).
+    proxy::WorkerStats stats_;
     // What sessions may use of this loop, the snapshot and the list of live sessions included.
     proxy::LoopContext ctx_;
     std::vector<ListenHandle*> listeners_;
