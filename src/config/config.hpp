@@ -89,9 +89,15 @@ struct Certificate {
     uint64_t deploy_timeout_ms = 60'000;
 };
 
+// The admin listener: /metrics, /healthz, /readyz over HTTP/1.1 (server/admin.cpp).
+struct Admin {
+    std::vector<core::SocketAddress> bind;  // empty: no admin listener
+};
+
 struct Config {
     std::string path;
     Global global;
+    Admin admin;
     std::vector<Listener> listeners;
     std::vector<Backend> backends;
     Acme acme;

@@ -193,6 +193,9 @@ private:
     void load_global(const toml::table& t);
     void load_backends(const toml::table& t);
     void load_listeners(const toml::node& n);
+    void load_admin(const toml::table& t);
+    std::optional<core::SocketAddress> bind_address(const std::string& s, const toml::source_region& at,
+                                                    const std::string& owner);
     void load_listener(const toml::table& t);
     void load_route(const toml::table& t, Listener& l, std::set<std::string>& names);
     void load_acme(const toml::table& t);
@@ -219,7 +222,7 @@ LoadResult Loader::run(std::string_view text) {
         error(e.source(), std::string(e.description()));
         return {std::nullopt, std::move(diags_), {}};
     }
-    check_keys(root, {"global", "listeners", "backends", "acme", "certificates"}, "the top level");
+    check_keys(root, {"global", "listeners", "backends", "acme", "certificates", "admin"}, "the top level");
     auto table_at = [&](std::string_view key) -> const toml::table* {
         const toml::node* n = root.get(key);
         if (n && !n->is_table()) error(n->source(), "'" + std::string(key) + "' must be a table");
@@ -233,6 +236,7 @@ LoadResult Loader::run(std::string_view text) {
         load_listeners(*l);
     else
         error(toml::source_region{{1, 1}, {1, 1}, nullptr}, "no [[listeners]] defined");
+    if (auto* a = table_at("admin")) load_admin(*a);
     if (const toml::node* c = root.get("certificates")) load_certificates(*c, root);
 
     if (!diags_.empty()) return {std::nullopt, std::move(diags_), std::move(warnings_)};
@@ -351,6 +355,44 @@ std::optional<size_t> Loader::backend_ref(const toml::table& t, std::string_view
     return it->second;
 }
 
+// A bind address, checked against every bind seen so far (listeners and the admin listener
+// alike: both are bound by this process). `owner` names the one it belongs to in diagnostics.
+std::optional<core::SocketAddress> Loader::bind_address(const std::string& s, const toml::source_region& at,
+                                                        const std::string& owner) {
+    auto a = core::SocketAddress::parse(s);
+    if (!a) {
+        error(at, "cannot parse bind address \"" + s + "\" (expected IPv4:PORT or [IPv6]:PORT)");
+        return std::nullopt;
+    }
+    if (is_v4_mapped(*a)) {
+        error(at, "bind address " + s +
+                      " is an IPv4-mapped IPv6 address, which an IPv6-only socket cannot bind; write " + unmapped(*a));
+        return std::nullopt;
+    }
+    for (auto& [seen, other] : binds_seen_) {
+        if (seen == *a) {
+            error(at, "bind address " + s + " is already used by " + other);
+            return std::nullopt;
+        }
+        if (binds_overlap(seen, *a)) {
+            error(at, "bind address " + s + " overlaps " + seen.to_string() + " of " + other +
+                          " (a wildcard address holds its port on every address of its family)");
+            return std::nullopt;
+        }
+    }
+    binds_seen_.emplace_back(*a, owner);
+    return a;
+}
+
+void Loader::load_admin(const toml::table& t) {
+    check_keys(t, {"bind"}, "[admin]");
+    get_string_list(t, "bind", [&](const std::string& s, const toml::source_region& at) {
+        if (auto a = bind_address(s, at, "the admin listener")) cfg_.admin.bind.push_back(*a);
+    });
+    if (const toml::node* b = t.get("bind"); b && b->is_array() && b->as_array()->empty())
+        error(b->source(), "[admin]: empty bind list (leave 'bind' out for no admin listener)");
+}
+
 void Loader::load_listeners(const toml::node& n) {
     const toml::array* arr = n.as_array();
     if (!arr) return error(n.source(), "'listeners' must be an array of tables ([[listeners]])");
@@ -376,20 +418,7 @@ void Loader::load_listener(const toml::table& t) {
         error(t.source(), "listener has no 'name'");
     }
     get_string_list(t, "bind", [&](const std::string& s, const toml::source_region& at) {
-        auto a = core::SocketAddress::parse(s);
-        if (!a) return error(at, "cannot parse bind address \"" + s + "\" (expected IPv4:PORT or [IPv6]:PORT)");
-        if (is_v4_mapped(*a))
-            return error(at, "bind address " + s +
-                                 " is an IPv4-mapped IPv6 address, which an IPv6-only socket cannot bind; write " +
-                                 unmapped(*a));
-        for (auto& [seen, owner] : binds_seen_) {
-            if (seen == *a) return error(at, "bind address " + s + " is already used by listener \"" + owner + "\"");
-            if (binds_overlap(seen, *a))
-                return error(at, "bind address " + s + " overlaps " + seen.to_string() + " of listener \"" + owner +
-                                     "\" (a wildcard address holds its port on every address of its family)");
-        }
-        binds_seen_.emplace_back(*a, l.name);
-        l.bind.push_back(*a);
+        if (auto a = bind_address(s, at, "listener \"" + l.name + "\"")) l.bind.push_back(*a);
     });
     if (!t.get("bind"))
         error(t.source(), "listener \"" + l.name + "\" has no 'bind'");

@@ -63,6 +63,7 @@ std::string dump(const Config& c) {
             for (const auto& m : r.match) add("    match [", m, "]");
         }
     }
+    for (const auto& b : c.admin.bind) add("admin bind ", b.to_string());
     const Acme& a = c.acme;
     for (const auto* f : {&a.webroot, &a.account_thumbprint, &a.directory, &a.email, &a.storage, &a.key_type,
                           &a.ca_bundle, &a.eab_kid, &a.eab_hmac_key})
@@ -123,6 +124,11 @@ std::string render(const Config& c) {
          "\nca_bundle = " + quote(a.ca_bundle) + "\neab_kid = " + quote(a.eab_kid) +
          "\neab_hmac_key = " + quote(a.eab_hmac_key) + "\n";
     if (!a.directory.empty()) s += "directory = " + quote(a.directory) + "\n";
+    if (!c.admin.bind.empty()) {  // an empty list is an error: no [admin] at all means none
+        s += "[admin]\nbind = [";
+        for (const auto& b : c.admin.bind) s += quote(b.to_string()) + ", ";
+        s += "]\n";
+    }
     static const char* kProxy[] = {"off", "v1", "v2"};
     for (const auto& b : c.backends) {
         s += "[backends." + quote(b.name) + "]\nproxy_protocol = \"" + kProxy[static_cast<int>(b.proxy_protocol)] +
@@ -211,6 +217,12 @@ void check_config(const Config& c, const std::string& text) {
                 require(!binds_overlap(*other, b), "two bind addresses that cannot both be bound", b.to_string());
             binds.push_back(&b);
         }
+    }
+    for (const auto& b : c.admin.bind) {
+        require(!is_v4_mapped(b), "an IPv4-mapped admin bind address", b.to_string());
+        for (const auto* other : binds)
+            require(!binds_overlap(*other, b), "an admin bind address that cannot be bound", b.to_string());
+        binds.push_back(&b);
     }
     require(c.acme.directory.empty() || c.acme.directory.starts_with("https://"), "a directory that is not https");
     require(c.acme.eab_kid.empty() == c.acme.eab_hmac_key.empty(), "half an EAB pair");

@@ -204,6 +204,8 @@ def config_seeds():
     seeds["escapes.toml"] = (small.replace('"l"', '"l\\u0001\\t\\"x"') + 'protocol = "tcp"\ndefault_backend = "b"\n').encode()
     seeds["overlap.toml"] = (small + 'protocol = "tcp"\ndefault_backend = "b"\n[[listeners]]\nname = "m"\n'
                              'bind = "0.0.0.0:2"\nprotocol = "tcp"\ndefault_backend = "b"\n').encode()
+    seeds["admin.toml"] = ('[admin]\nbind = ["127.0.0.1:9", "[::1]:9"]\n' + small +
+                           'protocol = "tcp"\ndefault_backend = "b"\n').encode()
     seeds["syntax-error.toml"] = b'[global\nworkers = 1\n'
     seeds["empty.toml"] = b""
     return seeds

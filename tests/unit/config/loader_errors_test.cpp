@@ -12,23 +12,6 @@
 using namespace sniroute::config;
 using namespace sniroute::config::test;
 
-namespace {
-
-struct ErrorCase {
-    std::string what;
-    const char* text;
-    std::vector<Want> wants;
-};
-
-void run(const std::vector<ErrorCase>& cases) {
-    for (const auto& c : cases) {
-        INFO(c.what);
-        check_diagnostics(load(c.text), c.wants);
-    }
-}
-
-}  // namespace
-
 TEST_SUITE("config.loader.errors") {
 
 TEST_CASE("unknown keys, at the key") {

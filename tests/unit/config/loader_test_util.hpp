@@ -70,6 +70,20 @@ inline void check_warnings(const LoadResult& r, const std::vector<Want>& wants) 
     for (const auto& d : r.warnings) CHECK(d.file == kPath);
 }
 
+// A table of failing configs: what each shows, its TOML, and the diagnostics it must give.
+struct ErrorCase {
+    std::string what;
+    const char* text;
+    std::vector<Want> wants;
+};
+
+inline void run(const std::vector<ErrorCase>& cases) {
+    for (const auto& c : cases) {
+        INFO(c.what);
+        check_diagnostics(load(c.text), c.wants);
+    }
+}
+
 // A config that must load without a single diagnostic.
 inline Config load_ok(std::string_view text) {
     LoadResult r = load(text);
