@@ -7,7 +7,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BUILD_DEPS := g++ meson ninja-build pkg-config libuv1-dev libssl-dev libtomlplusplus-dev \
               doctest-dev node-llhttp nlohmann-json3-dev
 TEST_DEPS  := openssl curl python3 git clang libclang-rt-14-dev clang-format pebble certbot lego \
-              dovecot-imapd haproxy nginx libnginx-mod-stream sniproxy util-linux
+              dovecot-imapd haproxy nginx libnginx-mod-stream sniproxy util-linux \
+              prometheus
 
 .PHONY: all deps test-deps build run test clean
 

@@ -15,8 +15,11 @@
 
 #include "acme/manager.hpp"
 #include "core/log.hpp"
+#include "core/time.hpp"
 #include "proxy/uv_cast.hpp"
+#include "server/admin.hpp"
 #include "server/listen.hpp"
+#include "server/metrics.hpp"
 #include "server/worker.hpp"
 
 namespace sniroute::server {
@@ -45,6 +48,7 @@ public:
         drain_ms_ = cfg.global.drain_timeout_ms;
         workers_n_ = cfg.global.workers ? cfg.global.workers : std::max(1u, std::thread::hardware_concurrency());
         snap_ = std::make_shared<route::Snapshot>(std::move(cfg));
+        stats_.started_s = stats_.loaded_s = core::unix_now_s();
     }
 
     int run();
@@ -55,7 +59,9 @@ private:
     void reload();
     void start_acme();
     bool write_pidfile();  // logs why when it fails
-    void begin_stop();     // the workers drain and stop, and the ACME client with them
+    bool start_admin();    // logs why when it fails
+    AdminResponse admin_request(std::string_view method, std::string_view target) const;
+    void begin_stop();  // the workers drain and stop, and the ACME client with them
 
     std::string cfg_path_;
     std::string pidfile_;
@@ -73,6 +79,9 @@ private:
     // [[certificates]] are configured (or were, since start-up) and must end before the loop.
     std::unique_ptr<acme::Manager> acme_;
     bool acme_stopped_ = true;
+    // The admin listener ([admin] bind), on this loop; null without one.
+    std::unique_ptr<AdminServer> admin_;
+    ControlStats stats_;
 };
 
 int Control::run() {
@@ -112,14 +121,16 @@ int Control::run() {
     poll_.data = this;
 
     bool pid_ok = pidfile_.empty() || write_pidfile();
-    if (pid_ok) {
+    bool admin_ok = pid_ok && start_admin();
+    if (admin_ok) {
         start_acme();
         log_info("ready")
             .kv("workers", workers_n_)
             .kv("listeners", static_cast<uint64_t>(snap_->config().listeners.size()));
     } else {
-        // Whoever reads the pidfile cannot know of us: start-up has failed. The workers are
-        // stopped the way SIGTERM stops them, with nothing to drain yet.
+        // Whoever reads the pidfile cannot know of us, or the admin listener that was asked for
+        // is not there: start-up has failed. The workers are stopped the way SIGTERM stops
+        // them, with nothing to drain yet.
         ++stops_;
         drain_ms_ = 0;
         begin_stop();
@@ -127,13 +138,48 @@ int Control::run() {
 
     uv_run(&loop_, UV_RUN_DEFAULT);
     for (auto& t : threads) t.join();
+    admin_.reset();  // idle: uv_run returned, so every handle of it has closed
     int rc = uv_loop_close(&loop_);
     if (!pidfile_.empty() && pid_ok) ::unlink(pidfile_.c_str());
     bool clean = rc == 0;
     for (char c : ok) clean = clean && c;
     log_info("stopped").kv("clean", clean ? "yes" : "no");
-    if (!pid_ok) return 1;
+    if (!admin_ok) return 1;
     return clean ? 0 : 70;
+}
+
+bool Control::start_admin() {
+    const auto& binds = snap_->config().admin.bind;
+    if (binds.empty()) return true;
+    admin_ = std::make_unique<AdminServer>(
+        &loop_, [this](std::string_view method, std::string_view target) { return admin_request(method, target); });
+    return admin_->start(binds);
+}
+
+// The admin endpoints. Read-only for now, so GET and HEAD are all they take.
+AdminResponse Control::admin_request(std::string_view method, std::string_view target) const {
+    std::string_view path = target.substr(0, target.find('?'));
+    bool known = path == "/metrics" || path == "/healthz" || path == "/readyz";
+    if (!known) return {404, "text/plain; charset=utf-8", "not found\n"};
+    if (method != "GET" && method != "HEAD") return {405, "text/plain; charset=utf-8", "GET or HEAD only\n"};
+    if (path == "/metrics") return {200, "text/plain; version=0.0.4; charset=utf-8", render_metrics(workers_, stats_)};
+    if (path == "/readyz") {
+        if (stops_ > 0) return {503, "text/plain; charset=utf-8", "draining\n"};
+        return {200, "text/plain; charset=utf-8", "ok\n"};
+    }
+    // /healthz: every worker loop has turned within the last kStalledMs. A loop stuck in a
+    // callback stops its heartbeat timer with it; one that has finished (draining is over) has
+    // nothing left to answer for.
+    constexpr uint64_t kStalledMs = 5000;
+    uint64_t now = uv_hrtime() / 1'000'000;
+    std::string stalled;
+    for (const auto& w : workers_) {
+        uint64_t beat = w->heartbeat_ms.load();
+        if (!w->finished.load() && now > beat && now - beat > kStalledMs)
+            stalled += "worker " + std::to_string(w->id()) + " has not run for " + std::to_string(now - beat) + " ms\n";
+    }
+    if (!stalled.empty()) return {503, "text/plain; charset=utf-8", stalled};
+    return {200, "text/plain; charset=utf-8", "ok\n"};
 }
 
 bool Control::write_pidfile() {
@@ -179,6 +225,7 @@ void Control::on_poll(uv_timer_t* t) noexcept {
     for (auto& w : c->workers_)
         if (!w->finished.load()) return;
     if (!c->acme_stopped_) return;
+    if (c->admin_) c->admin_->stop();
     for (uv_handle_t* h : {proxy::as_handle(&c->sighup_), proxy::as_handle(&c->sigterm_), proxy::as_handle(&c->sigint_),
                            proxy::as_handle(&c->poll_)})
         uv_close(h, nullptr);
@@ -191,15 +238,19 @@ void Control::reload() {
     // Warnings are logged as `run` logs them at start, also for a config that is then rejected.
     for (const auto& d : res.warnings) log_warn("config_warning").kv("at", d.to_string());
     if (!res.config) {
+        ++stats_.reloads_failed;
         for (const auto& d : res.diagnostics) log_error("config_error").kv("at", d.to_string());
         log_error("reload_rejected").kv("reason", "config has errors; the running config stays in force");
         return;
     }
     if (res.config->global.workers != snap_->config().global.workers)
         log_warn("reload_note").kv("reason", "a change of 'workers' takes effect on restart");
+    if (res.config->admin.bind != snap_->config().admin.bind)
+        log_warn("reload_note").kv("reason", "a change of [admin] bind takes effect on restart");
     std::vector<std::vector<ListenSocket>> socks;
     std::vector<BindKey> made;
     if (!bind_new(*res.config, bound_, workers_n_, socks, made)) {
+        ++stats_.reloads_failed;
         log_error("reload_rejected")
             .kv("reason", "a new bind address could not be bound; the running config stays in force");
         return;
@@ -218,6 +269,8 @@ void Control::reload() {
     drain_ms_ = res.config->global.drain_timeout_ms;
     set_log_format(res.config->global.log_format);
     snap_ = std::make_shared<route::Snapshot>(std::move(*res.config));
+    ++stats_.reloads_ok;
+    stats_.loaded_s = core::unix_now_s();
     for (unsigned i = 0; i < workers_n_; ++i) workers_[i]->post_reload(snap_, std::move(socks[i]));
     if (acme_)
         acme_->reload(snap_);

@@ -69,6 +69,8 @@ TOOL_PACKAGES = {
     "dovecot": "dovecot-imapd",
     "doveadm": "dovecot-imapd",
     "prlimit": "util-linux",
+    "prometheus": "prometheus",
+    "promtool": "prometheus",
 }
 
 SKIP_EXIT = 77  # meson's "skipped" exit code
