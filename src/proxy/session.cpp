@@ -52,7 +52,10 @@ void Session::accept(LoopContext& ctx, uv_stream_t* server, size_t li, bool node
         s->client_addr_.set(core::SocketAddress::from(reinterpret_cast<sockaddr*>(&ss)));
     // Refuse beyond max_connections without touching established sessions: the new socket is
     // closed before anything is read from it.
-    if (n >= s->global().max_connections) return s->close(Outcome::Refused, Side::Internal, "max_connections reached");
+    if (n >= s->global().max_connections) {
+        s->stats_->refused[static_cast<size_t>(RefuseReason::MaxConnections)].add();
+        return s->close(Outcome::Refused, Side::Internal, "max_connections reached");
+    }
     if (!nodelay_inherited) uv_tcp_nodelay(&s->client_, 1);
     s->start();
 }

@@ -2,6 +2,17 @@
 
 namespace sniroute::proxy {
 
+const char* to_string(RefuseReason r) {
+    switch (r) {
+        case RefuseReason::Banned: return "banned";
+        case RefuseReason::Denied: return "denied";
+        case RefuseReason::PerIpLimit: return "per_ip_limit";
+        case RefuseReason::RateLimit: return "rate_limit";
+        case RefuseReason::MaxConnections: return "max_connections";
+    }
+    return "?";
+}
+
 // The owner reads its own vectors without the lock: it is their only writer. It takes the lock
 // only to append, which is what a concurrent visit() must not see half done.
 ListenerStats& WorkerStats::listener(std::string_view name) {

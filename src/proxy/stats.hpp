@@ -40,6 +40,12 @@ private:
 
 inline constexpr size_t kOutcomeCount = static_cast<size_t>(Outcome::Error) + 1;
 
+// Why a connection was closed at accept, before a byte was read or a backend dialled: the
+// `reason` label of sniroute_refused_total.
+enum class RefuseReason : uint8_t { Banned, Denied, PerIpLimit, RateLimit, MaxConnections };
+inline constexpr size_t kRefuseReasonCount = static_cast<size_t>(RefuseReason::MaxConnections) + 1;
+const char* to_string(RefuseReason r);
+
 // The connections of one listener that ended with one backend ("" when none was chosen).
 struct PairStats {
     explicit PairStats(std::string b) : backend(std::move(b)) {}
@@ -57,6 +63,7 @@ struct ListenerStats {
     Counter opened;
     Counter closed;
     Counter accept_failures;  // connections lost at accept(), for want of descriptors mostly
+    std::array<Counter, kRefuseReasonCount> refused;
     // Owner thread appends (under WorkerStats' lock); readers iterate under that lock.
     std::vector<std::unique_ptr<PairStats>> pairs;
 };

@@ -18,6 +18,7 @@ namespace {
 // One listener's counters, summed over the workers.
 struct ListenerSum {
     uint64_t opened = 0, closed = 0, accept_failures = 0;
+    uint64_t refused[proxy::kRefuseReasonCount] = {};
     struct Pair {
         uint64_t outcomes[proxy::kOutcomeCount] = {};
         uint64_t up = 0, down = 0;
@@ -34,6 +35,7 @@ std::map<std::string, ListenerSum> sum_workers(const std::vector<std::unique_ptr
             s.closed += l.closed.value();
             s.opened += l.opened.value();
             s.accept_failures += l.accept_failures.value();
+            for (size_t i = 0; i < proxy::kRefuseReasonCount; ++i) s.refused[i] += l.refused[i].value();
             for (const auto& p : l.pairs) {
                 ListenerSum::Pair& sp = s.pairs[p->backend];
                 for (size_t i = 0; i < proxy::kOutcomeCount; ++i) sp.outcomes[i] += p->outcomes[i].value();
@@ -114,6 +116,14 @@ std::string render_metrics(const std::vector<std::unique_ptr<Worker>>& workers, 
              "Connections lost at accept(), mostly for want of file descriptors, by listener.");
     for (const auto& [listener, s] : sums)
         e.sample("sniroute_accept_failures_total", {{"listener", listener}}, s.accept_failures);
+
+    e.family("sniroute_refused_total", "counter",
+             "Connections closed at accept, before any byte was read or backend dialled, by listener and reason.");
+    for (const auto& [listener, s] : sums)
+        for (size_t i = 0; i < proxy::kRefuseReasonCount; ++i)
+            e.sample("sniroute_refused_total",
+                     {{"listener", listener}, {"reason", proxy::to_string(static_cast<proxy::RefuseReason>(i))}},
+                     s.refused[i]);
 
     e.family("sniroute_config_reloads_total", "counter", "Configuration reloads (SIGHUP), by result.");
     e.sample("sniroute_config_reloads_total", {{"result", "ok"}}, cs.reloads_ok);

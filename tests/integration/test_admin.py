@@ -60,11 +60,11 @@ class AdminTest(ProxyTestCase):
         self.backend = self.tcp_server(harness.echo)
         self.tcp_port, self.tls_port, self.admin_port = free_port(), free_port(), free_port()
 
-    def config(self, extra_route=False):
+    def config(self, extra_route=False, **global_):
         tls = {"name": "tls", "bind": [addr("127.0.0.1", self.tls_port)], "protocol": "tls"}
         if extra_route:
             tls["routes"] = [{"match": ["x.example"], "backend": "echo"}]
-        text = render_config({"workers": 2, "client_hello_timeout": "1s"}, [
+        text = render_config({"workers": 2, "client_hello_timeout": "1s", **global_}, [
             {"name": "tcp", "bind": [addr("127.0.0.1", self.tcp_port)], "protocol": "tcp", "default_backend": "echo"},
             tls,
         ], {"echo": {"servers": [self.backend.address]}})
@@ -132,6 +132,22 @@ class AdminTest(ProxyTestCase):
         check = subprocess.run(["promtool", "check", "metrics"], input=self.metrics(), capture_output=True,
                                text=True, timeout=60)
         self.assertEqual(check.returncode, 0, f"promtool check metrics:\n{check.stdout}{check.stderr}")
+        self.assert_clean_stop(proxy)
+
+    def test_refusals_are_counted_by_reason(self):
+        proxy = self.start_proxy(self.config(max_connections=1))
+        held = self.connect(self.tcp_port)
+        held.sendall(b"x")
+        harness.recv_exactly(held, 1)
+        with self.connect(self.tcp_port) as extra:
+            harness.expect_closed(extra, timeout=10)
+        proxy.wait_conn(outcome="refused")
+        m = parse_metrics(self.metrics())
+        self.assertEqual(value(m, "sniroute_refused_total", listener="tcp", reason="max_connections"), 1)
+        self.assertEqual(value(m, "sniroute_refused_total", listener="tcp", reason="banned"), 0)
+        self.assertEqual(value(m, "sniroute_connections_total", listener="tcp", backend="", outcome="refused"), 1)
+        self.assertEqual(value(m, "sniroute_connections_active", listener="tcp"), 1)
+        held.close()
         self.assert_clean_stop(proxy)
 
     def test_prometheus_scrapes_it(self):
