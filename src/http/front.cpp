@@ -127,6 +127,7 @@ Action decide_for_host(const RequestHead& h, const route::Snapshot& snap, size_t
     Action fwd;
     fwd.kind = Action::Kind::Forward;
     fwd.backend = d.backend;
+    fwd.route = d.route;
 
     std::string token;
     PathKind kind = (h.method == "GET" || h.method == "HEAD") ? classify(path, token) : PathKind::Other;

@@ -29,7 +29,8 @@ struct Action {
     const char* source = "";  // for the log: store, webroot, thumbprint, redirect, error
     // Forward: the backend that gets this request and the rest of the connection.
     const config::Backend* backend = nullptr;
-    std::string host;  // routed name, for logs
+    const config::Route* route = nullptr;  // the route that chose it; null for the default backend
+    std::string host;                      // routed name, for logs
 };
 
 Action decide(const RequestHead& head, const route::Snapshot& snap, size_t listener, const Sources& sources);

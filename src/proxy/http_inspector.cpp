@@ -30,6 +30,7 @@ public:
                 .kv("listener", listener_.name)
                 .kv("status", status)
                 .kv("error", parser_.error());
+            count(status, "error");
             // The connection cannot be trusted past a bad head: answer and close.
             return answer(http::make_response(status, std::string(parser_.error()) + "\n", false, false), false, 0);
         }
@@ -41,6 +42,9 @@ public:
         if (a.kind == http::Action::Kind::Forward) {
             // From here on the connection is the backend's.
             host_ = std::move(a.host);
+            count(0, "forward");
+            // The route is counted here: the session counts only what it routes by name itself.
+            if (env_.stats) bump(env_.stats->routes, a.route ? std::string_view(a.route->match.front()) : "default");
             Verdict v;
             v.kind = Verdict::Kind::Route;
             v.name = host_;
@@ -57,6 +61,7 @@ public:
                 .kv("status", a.status)
                 .kv("source", a.source);
         }
+        count(a.status, action_of(a.source));
         size_t consumed = rh.head_len;
         parser_.reset();
         fed_ = 0;
@@ -66,6 +71,25 @@ public:
     const char* timeout_reason() const override { return "no complete request head in time"; }
 
 private:
+    // The `action` label of sniroute_http_requests_total for a decision's log source.
+    static const char* action_of(std::string_view source) {
+        if (source == "store") return "challenge_store";
+        if (source == "webroot") return "challenge_webroot";
+        if (source == "thumbprint") return "challenge_thumbprint";
+        if (source == "redirect") return "redirect";
+        return "error";
+    }
+
+    // One request answered (status 0: forwarded, whose status is the backend's to give).
+    void count(int status, const char* action) {
+        if (!env_.stats) return;
+        std::string key = status ? std::to_string(status) : std::string();
+        key += ' ';
+        key += action;
+        bump(env_.stats->http_requests, key);
+    }
+    void bump(KeyedCounts& counts, std::string_view key) { env_.worker_stats->keyed(counts, key).count.add(); }
+
     static Verdict answer(std::string response, bool keep_alive, size_t consumed) {
         Verdict v;
         v.kind = Verdict::Kind::Answer;

@@ -46,7 +46,7 @@ std::unique_ptr<Inspector> make_first_inspector(const InspectEnv& env) {
 std::unique_ptr<Inspector> make_protocol_inspector(const InspectEnv& env) {
     const config::Listener& l = env.snap.listener(env.listener);
     switch (l.protocol) {
-        case config::Protocol::Tls: return make_tls_inspector(env.snap.config().global.max_client_hello);
+        case config::Protocol::Tls: return make_tls_inspector(env.snap.config().global.max_client_hello, env.stats);
         case config::Protocol::Http: return make_http_inspector(env);
         case config::Protocol::Tcp: return nullptr;
     }

@@ -24,6 +24,7 @@
 #include "http/challenge.hpp"
 #include "proxy/outcome.hpp"
 #include "proxy/proxy_protocol.hpp"
+#include "proxy/stats.hpp"
 #include "route/router.hpp"
 
 namespace sniroute::proxy {
@@ -70,6 +71,9 @@ struct InspectEnv {
     size_t listener;
     const http::TokenStore& tokens;
     const CompactAddress& client;  // as known so far: a PROXY header may change it
+    // The loop's counters, and those of the listener; both null in unit tests.
+    ListenerStats* stats = nullptr;
+    WorkerStats* worker_stats = nullptr;
 };
 
 class Inspector {
@@ -85,6 +89,8 @@ public:
     }
     // The reason for the log when the head deadline passes while this inspector waits.
     virtual const char* timeout_reason() const = 0;
+    // Called once when that happens, to count it.
+    virtual void timed_out() {}
     // What to tell the client before it is closed for `o` after this inspector's verdict (a TLS
     // alert, say); empty: just close. The session asks when routing or connecting fails.
     virtual std::string_view refusal(Outcome) const { return {}; }
@@ -101,7 +107,8 @@ std::unique_ptr<Inspector> make_protocol_inspector(const InspectEnv& env);
 constexpr size_t kMaxProxyHeader = 4096;
 std::unique_ptr<Inspector> make_proxy_header_inspector();
 // TLS ClientHello: routes by its SNI; refuses with TLS alerts (tls_inspector.cpp).
-std::unique_ptr<Inspector> make_tls_inspector(size_t max_client_hello);
+// What became of each hello is counted in `stats` when given.
+std::unique_ptr<Inspector> make_tls_inspector(size_t max_client_hello, ListenerStats* stats = nullptr);
 // The port-80 front: request heads, answered here or forwarded (http_inspector.cpp).
 std::unique_ptr<Inspector> make_http_inspector(const InspectEnv& env);
 

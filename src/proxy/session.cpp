@@ -201,6 +201,11 @@ void Session::inspect() {
 
 void Session::route_and_connect(std::string_view name) {
     route::Decision d = snap_->route(li_, name);
+    ctx_.stats()
+        .keyed(stats_->routes, d.route     ? std::string_view(d.route->match.front())
+                               : d.backend ? "default"
+                                           : "none")
+        .count.add();
     if (!d.backend) {
         const char* why = name.empty() ? "no SNI and no default_backend" : "no route for SNI";
         return refuse(Outcome::NoRoute, Side::Client, why, inspector_ ? inspector_->refusal(Outcome::NoRoute) : "");
@@ -240,8 +245,9 @@ void Session::connect_next() {
     upstream_.data = this;
     upstream_open_ = true;
     connect_req_.data = this;
+    connect_started_ns_ = uv_hrtime();
     if (int r = uv_tcp_connect(&connect_req_, &upstream_, addr.sa(), on_connect); r != 0)
-        return connect_failed(uv_strerror(r));
+        return connect_failed(uv_strerror(r), r);
     // Reading starts now rather than once connected, so that epoll learns of the socket once,
     // for both events, instead of once for the connect and again (ADD, EEXIST, MOD) for reads.
     // libuv completes the connect before it reads, so nothing is read before start_relay().
@@ -253,16 +259,37 @@ void Session::on_connect(uv_connect_t* req, int status) noexcept {
     auto* s = static_cast<Session*>(req->data);
     // A timed-out attempt was closed, which cancels its connect: nothing to do for it.
     if (status == UV_ECANCELED || s->closing_) return;
-    if (status != 0) return s->connect_failed(uv_strerror(status));
+    if (status != 0) return s->connect_failed(uv_strerror(status), status);
+    s->ctx_.stats().backend(s->backend_->name).observe_connect_us((uv_hrtime() - s->connect_started_ns_) / 1000);
     uv_timer_stop(&s->timer_);
     s->start_relay();
 }
 
-void Session::connect_failed(const char* why) {
+namespace {
+
+// The `reason` label of sniroute_backend_connect_failures_total.
+const char* connect_failure_reason(int status) {
+    switch (status) {
+        case 0:
+        case UV_ETIMEDOUT: return "timeout";
+        case UV_ECONNREFUSED: return "refused";
+        case UV_ENETUNREACH:
+        case UV_EHOSTUNREACH: return "unreachable";
+        default: return "error";
+    }
+}
+
+}  // namespace
+
+void Session::connect_failed(const char* why, int status) {
+    std::string server = backend_->servers[server_idx_].to_string();
+    ctx_.stats()
+        .keyed(ctx_.stats().backend(backend_->name).failures, server + " " + connect_failure_reason(status))
+        .count.add();
     core::log_warn("backend_attempt_failed")
         .kv("listener", listener().name)
         .kv("backend", backend_->name)
-        .kv("server", backend_->servers[server_idx_].to_string())
+        .kv("server", server)
         .kv("error", why);
     why_ = why;
     ++server_idx_;
@@ -316,10 +343,11 @@ void Session::on_timer(uv_timer_t* t) noexcept {
             bool spoke = !s->head_.empty() || !s->first_inspector_;
             if (s->answers_ == 0 && spoke && age < s->global().inspect_timeout_ms)
                 return s->arm_timer(s->global().inspect_timeout_ms - age);
+            s->inspector_->timed_out();
             return s->close(Outcome::Timeout, Side::Client, s->inspector_->timeout_reason());
         }
         case Phase::Linger: return s->close(Outcome::Ok, Side::Client);
-        case Phase::Connecting: return s->connect_failed("connect timeout");
+        case Phase::Connecting: return s->connect_failed("connect timeout", 0);
         case Phase::Relay: break;
     }
     // Idle timeout, re-armed lazily: reads only stamp the relay's last activity, and the timer

@@ -60,14 +60,15 @@ private:
     ~Session();
 
     void start();
-    InspectEnv env() const { return {*snap_, li_, ctx_.tokens(), client_addr_}; }
+    InspectEnv env() { return {*snap_, li_, ctx_.tokens(), client_addr_, stats_, &ctx_.stats()}; }
     void inspect();
     void client_gone(ssize_t status);
     void route_and_connect(std::string_view name);
     void connect_to(const config::Backend* backend);
     void refuse(Outcome o, Side side, const char* why, std::string_view to_client);
     void connect_next();
-    void connect_failed(const char* why);
+    // `status`: the libuv error, or 0 for our own connect deadline.
+    void connect_failed(const char* why, int status);
     void start_relay();
     void arm_timer(uint64_t ms);
     void close(Outcome o, Side side, const char* why = nullptr);
@@ -126,6 +127,7 @@ private:
     uint32_t server_idx_ = 0;
     const char* why_ = nullptr;
     uint64_t started_ms_ = 0;
+    uint64_t connect_started_ns_ = 0;  // the current attempt's, for the connect-time histogram
 
     CompactAddress client_addr_;  // from the PROXY header when trusted, else the peer
     CompactAddress local_addr_;   // looked up only when a PROXY header for the backend needs it

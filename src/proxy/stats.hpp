@@ -46,6 +46,19 @@ enum class RefuseReason : uint8_t { Banned, Denied, PerIpLimit, RateLimit, MaxCo
 inline constexpr size_t kRefuseReasonCount = static_cast<size_t>(RefuseReason::MaxConnections) + 1;
 const char* to_string(RefuseReason r);
 
+// What became of a ClientHello: the `result` label of sniroute_client_hello_total.
+enum class HelloResult : uint8_t { Sni, NoSni, NotTls, Malformed, TooLarge, Timeout };
+inline constexpr size_t kHelloResultCount = static_cast<size_t>(HelloResult::Timeout) + 1;
+const char* to_string(HelloResult r);
+
+// A count under a label value made of a few words ("301 redirect", "127.0.0.1:25 refused").
+struct KeyedCount {
+    explicit KeyedCount(std::string k) : key(std::move(k)) {}
+    const std::string key;
+    Counter count;
+};
+using KeyedCounts = std::vector<std::unique_ptr<KeyedCount>>;
+
 // The connections of one listener that ended with one backend ("" when none was chosen).
 struct PairStats {
     explicit PairStats(std::string b) : backend(std::move(b)) {}
@@ -64,8 +77,27 @@ struct ListenerStats {
     Counter closed;
     Counter accept_failures;  // connections lost at accept(), for want of descriptors mostly
     std::array<Counter, kRefuseReasonCount> refused;
+    std::array<Counter, kHelloResultCount> hellos;
     // Owner thread appends (under WorkerStats' lock); readers iterate under that lock.
     std::vector<std::unique_ptr<PairStats>> pairs;
+    KeyedCounts routes;         // key: the route's first pattern, "default" or "none"
+    KeyedCounts http_requests;  // key: "CODE ACTION", CODE empty for a forwarded request
+};
+
+// Connecting to one backend's servers: how long a connect took (a histogram) and why one failed.
+struct BackendStats {
+    explicit BackendStats(std::string n) : name(std::move(n)) {}
+    // Upper bounds of the histogram's buckets, in microseconds: loopback and LAN backends answer
+    // in well under a millisecond, a backend across a WAN in tens of them, connect_timeout ends
+    // the scale.
+    static constexpr std::array<uint64_t, 14> kBucketsUs = {
+        100, 250, 500, 1'000, 2'500, 5'000, 10'000, 25'000, 50'000, 100'000, 250'000, 500'000, 1'000'000, 5'000'000};
+    void observe_connect_us(uint64_t us);
+
+    const std::string name;
+    std::array<Counter, kBucketsUs.size() + 1> buckets;  // per bucket, not cumulative; the last is +Inf
+    Counter connect_us_sum;
+    KeyedCounts failures;  // key: "SERVER REASON"
 };
 
 // One worker's counters. The owner thread looks series up and adds to them; any thread may read
@@ -77,6 +109,10 @@ public:
     // Owner thread: the pair of `l` and backend `backend`, made at first sight. A linear scan:
     // a listener reaches a handful of backends, and this runs once per connection.
     PairStats& pair(ListenerStats& l, std::string_view backend);
+    // Owner thread: a backend's connect stats, and the counter of `key` in `counts` (a vector of
+    // a ListenerStats or BackendStats of this worker), made at first sight.
+    BackendStats& backend(std::string_view name);
+    KeyedCount& keyed(KeyedCounts& counts, std::string_view key);
 
     // Any thread: calls f(const ListenerStats&) for every listener seen so far, under the lock
     // that keeps the owner from adding a series meanwhile.
@@ -85,10 +121,20 @@ public:
         std::lock_guard lock(mu_);
         for (const auto& l : listeners_) f(*l);
     }
+    template <class F>
+    void visit_backends(F&& f) const {
+        std::lock_guard lock(mu_);
+        for (const auto& b : backends_) f(*b);
+    }
 
 private:
+    // The element of `v` whose key_of() is `key`, appended under the lock when there is none.
+    template <class T, class KeyOf>
+    T& find_or_add(std::vector<std::unique_ptr<T>>& v, std::string_view key, KeyOf key_of);
+
     mutable std::mutex mu_;
     std::vector<std::unique_ptr<ListenerStats>> listeners_;
+    std::vector<std::unique_ptr<BackendStats>> backends_;
 };
 
 }  // namespace sniroute::proxy

@@ -26,7 +26,7 @@ constexpr std::string_view alert(const char (&record)[7]) { return {record, size
 
 class TlsInspector final : public Inspector {
 public:
-    explicit TlsInspector(size_t max_bytes) { hello_.emplace(max_bytes); }
+    TlsInspector(size_t max_bytes, ListenerStats* stats) : stats_(stats) { hello_.emplace(max_bytes); }
 
     Verdict inspect(std::string_view bytes) override {
         if (!hello_) return routed();
@@ -38,12 +38,16 @@ public:
         switch (hello_->status()) {
             case tls::ParseStatus::NeedMore: return Verdict::need_more();
             case tls::ParseStatus::Done: break;
-            case tls::ParseStatus::NotTls: return Verdict::refuse(Outcome::BadHello, hello_->error());
+            case tls::ParseStatus::NotTls:
+                count(HelloResult::NotTls);
+                return Verdict::refuse(Outcome::BadHello, hello_->error());
             case tls::ParseStatus::Malformed:
             case tls::ParseStatus::TooLarge:
+                count(hello_->status() == tls::ParseStatus::TooLarge ? HelloResult::TooLarge : HelloResult::Malformed);
                 return Verdict::refuse(Outcome::BadHello, hello_->error(), alert(kAlertDecodeError));
         }
         if (hello_->info().has_sni) sni_ = hello_->info().sni;
+        count(sni_.empty() ? HelloResult::NoSni : HelloResult::Sni);
         // Only until the hello is parsed: its buffers are not kept for the life of the connection.
         // The hello itself stays in the session's bytes and goes to the backend first.
         hello_.reset();
@@ -51,6 +55,7 @@ public:
     }
 
     const char* timeout_reason() const override { return "no complete ClientHello in time"; }
+    void timed_out() override { count(HelloResult::Timeout); }
 
     // Asked only after a Route verdict: this client spoke TLS.
     std::string_view refusal(Outcome o) const override {
@@ -60,6 +65,10 @@ public:
     }
 
 private:
+    void count(HelloResult r) {
+        if (stats_) stats_->hellos[static_cast<size_t>(r)].add();
+    }
+
     Verdict routed() const {
         Verdict v;
         v.kind = Verdict::Kind::Route;
@@ -69,14 +78,15 @@ private:
 
     // In the inspector, not beside it: one allocation per connection for both.
     std::optional<tls::ClientHelloParser> hello_;
+    ListenerStats* stats_;
     size_t fed_ = 0;
     std::string sni_;
 };
 
 }  // namespace
 
-std::unique_ptr<Inspector> make_tls_inspector(size_t max_client_hello) {
-    return std::make_unique<TlsInspector>(max_client_hello);
+std::unique_ptr<Inspector> make_tls_inspector(size_t max_client_hello, ListenerStats* stats) {
+    return std::make_unique<TlsInspector>(max_client_hello, stats);
 }
 
 }  // namespace sniroute::proxy

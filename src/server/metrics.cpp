@@ -19,12 +19,42 @@ namespace {
 struct ListenerSum {
     uint64_t opened = 0, closed = 0, accept_failures = 0;
     uint64_t refused[proxy::kRefuseReasonCount] = {};
+    uint64_t hellos[proxy::kHelloResultCount] = {};
+    std::map<std::string, uint64_t> routes, http_requests;
     struct Pair {
         uint64_t outcomes[proxy::kOutcomeCount] = {};
         uint64_t up = 0, down = 0;
     };
     std::map<std::string, Pair> pairs;  // by backend name
 };
+
+struct BackendSum {
+    uint64_t buckets[proxy::BackendStats::kBucketsUs.size() + 1] = {};
+    uint64_t sum_us = 0;
+    std::map<std::string, uint64_t> failures;  // by "SERVER REASON"
+};
+
+void add_keyed(std::map<std::string, uint64_t>& into, const proxy::KeyedCounts& counts) {
+    for (const auto& k : counts) into[k->key] += k->count.value();
+}
+
+// "A B" as the two label values A and B (A may be empty: "" before the space).
+std::pair<std::string_view, std::string_view> split_key(std::string_view key) {
+    size_t sp = key.find(' ');
+    return {key.substr(0, sp), sp == std::string_view::npos ? std::string_view() : key.substr(sp + 1)};
+}
+
+std::map<std::string, BackendSum> sum_backends(const std::vector<std::unique_ptr<Worker>>& workers) {
+    std::map<std::string, BackendSum> sums;
+    for (const auto& w : workers)
+        w->stats().visit_backends([&](const proxy::BackendStats& b) {
+            BackendSum& s = sums[b.name];
+            for (size_t i = 0; i < b.buckets.size(); ++i) s.buckets[i] += b.buckets[i].value();
+            s.sum_us += b.connect_us_sum.value();
+            add_keyed(s.failures, b.failures);
+        });
+    return sums;
+}
 
 std::map<std::string, ListenerSum> sum_workers(const std::vector<std::unique_ptr<Worker>>& workers) {
     std::map<std::string, ListenerSum> sums;
@@ -36,6 +66,9 @@ std::map<std::string, ListenerSum> sum_workers(const std::vector<std::unique_ptr
             s.opened += l.opened.value();
             s.accept_failures += l.accept_failures.value();
             for (size_t i = 0; i < proxy::kRefuseReasonCount; ++i) s.refused[i] += l.refused[i].value();
+            for (size_t i = 0; i < proxy::kHelloResultCount; ++i) s.hellos[i] += l.hellos[i].value();
+            add_keyed(s.routes, l.routes);
+            add_keyed(s.http_requests, l.http_requests);
             for (const auto& p : l.pairs) {
                 ListenerSum::Pair& sp = s.pairs[p->backend];
                 for (size_t i = 0; i < proxy::kOutcomeCount; ++i) sp.outcomes[i] += p->outcomes[i].value();
@@ -116,6 +149,57 @@ std::string render_metrics(const std::vector<std::unique_ptr<Worker>>& workers, 
              "Connections lost at accept(), mostly for want of file descriptors, by listener.");
     for (const auto& [listener, s] : sums)
         e.sample("sniroute_accept_failures_total", {{"listener", listener}}, s.accept_failures);
+
+    e.family("sniroute_client_hello_total", "counter", "ClientHellos read on tls listeners, by listener and result.");
+    for (const auto& [listener, s] : sums) {
+        bool tls = false;  // listeners that never saw a hello (tcp, http) get no series
+        for (uint64_t n : s.hellos) tls = tls || n > 0;
+        if (!tls) continue;
+        for (size_t i = 0; i < proxy::kHelloResultCount; ++i)
+            e.sample("sniroute_client_hello_total",
+                     {{"listener", listener}, {"result", proxy::to_string(static_cast<proxy::HelloResult>(i))}},
+                     s.hellos[i]);
+    }
+    e.family("sniroute_route_total", "counter",
+             "Routing decisions, by listener and route (its first pattern, default for the default backend, none "
+             "when nothing matched).");
+    for (const auto& [listener, s] : sums)
+        for (const auto& [route, n] : s.routes)
+            e.sample("sniroute_route_total", {{"listener", listener}, {"route", route}}, n);
+    e.family("sniroute_http_requests_total", "counter",
+             "Requests read on http listeners, by listener, status answered (empty when forwarded) and action.");
+    for (const auto& [listener, s] : sums)
+        for (const auto& [key, n] : s.http_requests) {
+            auto [code, action] = split_key(key);
+            e.sample("sniroute_http_requests_total", {{"listener", listener}, {"code", code}, {"action", action}}, n);
+        }
+
+    const auto backends = sum_backends(workers);
+    e.family("sniroute_backend_connect_seconds", "histogram", "Time to connect to a backend server, by backend.");
+    for (const auto& [backend, b] : backends) {
+        uint64_t cumulative = 0;
+        for (size_t i = 0; i < proxy::BackendStats::kBucketsUs.size(); ++i) {
+            cumulative += b.buckets[i];
+            char le[32];
+            std::snprintf(le, sizeof le, "%g", static_cast<double>(proxy::BackendStats::kBucketsUs[i]) / 1e6);
+            e.sample("sniroute_backend_connect_seconds_bucket", {{"backend", backend}, {"le", le}}, cumulative);
+        }
+        cumulative += b.buckets[proxy::BackendStats::kBucketsUs.size()];
+        e.sample("sniroute_backend_connect_seconds_bucket", {{"backend", backend}, {"le", "+Inf"}}, cumulative);
+        e.sample("sniroute_backend_connect_seconds_sum", {{"backend", backend}}, static_cast<double>(b.sum_us) / 1e6);
+        // The count is the +Inf bucket itself, so the two agree however the owner's writes and
+        // this scrape's reads interleave.
+        e.sample("sniroute_backend_connect_seconds_count", {{"backend", backend}}, cumulative);
+    }
+    e.family("sniroute_backend_connect_failures_total", "counter",
+             "Failed connects to backend servers, by backend, server and reason (refused, timeout, unreachable, "
+             "error).");
+    for (const auto& [backend, b] : backends)
+        for (const auto& [key, n] : b.failures) {
+            auto [server, reason] = split_key(key);
+            e.sample("sniroute_backend_connect_failures_total",
+                     {{"backend", backend}, {"server", server}, {"reason", reason}}, n);
+        }
 
     e.family("sniroute_refused_total", "counter",
              "Connections closed at accept, before any byte was read or backend dialled, by listener and reason.");

@@ -59,6 +59,7 @@ class AdminTest(ProxyTestCase):
         super().setUp()
         self.backend = self.tcp_server(harness.echo)
         self.tcp_port, self.tls_port, self.admin_port = free_port(), free_port(), free_port()
+        self.http_port, self.dead_port, self.dead_server = free_port(), free_port(), free_port()
 
     def config(self, extra_route=False, **global_):
         tls = {"name": "tls", "bind": [addr("127.0.0.1", self.tls_port)], "protocol": "tls"}
@@ -67,7 +68,10 @@ class AdminTest(ProxyTestCase):
         text = render_config({"workers": 2, "client_hello_timeout": "1s", **global_}, [
             {"name": "tcp", "bind": [addr("127.0.0.1", self.tcp_port)], "protocol": "tcp", "default_backend": "echo"},
             tls,
-        ], {"echo": {"servers": [self.backend.address]}})
+            {"name": "http", "bind": [addr("127.0.0.1", self.http_port)], "protocol": "http",
+             "routes": [{"match": ["web.example"], "backend": "echo", "redirect_https": True}]},
+            {"name": "dead", "bind": [addr("127.0.0.1", self.dead_port)], "protocol": "tcp", "default_backend": "dead"},
+        ], {"echo": {"servers": [self.backend.address]}, "dead": {"servers": [addr("127.0.0.1", self.dead_server)]}})
         return text + f'\n[admin]\nbind = ["127.0.0.1:{self.admin_port}"]\n'
 
     def metrics(self):
@@ -103,7 +107,17 @@ class AdminTest(ProxyTestCase):
             harness.expect_closed(s, timeout=10)
         with self.connect(self.tls_port) as s:
             harness.expect_closed(s, timeout=10)
+        # Port 80: a redirect, and a head refused with 400.
+        for head, want in ((b"GET /x HTTP/1.1\r\nHost: web.example\r\n\r\n", b" 308 "),
+                           (b"GET /x HTTP/1.1\r\nHost: web.example\r\n\rX\r\n\r\n", b" 400 ")):
+            with self.connect(self.http_port) as s:
+                s.sendall(head)
+                self.assertIn(want, harness.read_until_eof(s).split(b"\r\n")[0])
+        # A backend whose one server refuses: a connect failure, and the client is closed.
+        with self.connect(self.dead_port) as s:
+            harness.expect_closed(s, timeout=10)
         proxy.wait_count("conn", len(sizes), listener="tcp", outcome="ok")
+        proxy.wait_conn(listener="dead", outcome="backend_down")
         proxy.wait_conn(listener="tls", outcome="no_route")
         proxy.wait_conn(listener="tls", outcome="timeout")
 
@@ -116,6 +130,24 @@ class AdminTest(ProxyTestCase):
         self.assertEqual(value(m, "sniroute_connections_total", listener="tls", backend="", outcome="timeout"), 1)
         self.assertEqual(value(m, "sniroute_connections_total", listener="tcp", backend="echo", outcome="reset"), 0)
         self.assertEqual(value(m, "sniroute_connections_active", listener="tcp"), 0)
+        self.assertEqual(value(m, "sniroute_connections_total", listener="dead", backend="dead", outcome="backend_down"), 1)
+        # The hellos, by result; the routing decisions, by route.
+        self.assertEqual(value(m, "sniroute_client_hello_total", listener="tls", result="sni"), 1)
+        self.assertEqual(value(m, "sniroute_client_hello_total", listener="tls", result="timeout"), 1)
+        self.assertEqual(value(m, "sniroute_client_hello_total", listener="tls", result="malformed"), 0)
+        self.assertIsNone(value(m, "sniroute_client_hello_total", listener="tcp", result="sni"))
+        self.assertEqual(value(m, "sniroute_route_total", listener="tcp", route="default"), len(sizes))
+        self.assertEqual(value(m, "sniroute_route_total", listener="tls", route="none"), 1)
+        # Port 80, by status and action.
+        self.assertEqual(value(m, "sniroute_http_requests_total", listener="http", code="308", action="redirect"), 1)
+        self.assertEqual(value(m, "sniroute_http_requests_total", listener="http", code="400", action="error"), 1)
+        # Connects: one observation per routed tcp connection, one failure for the dead server.
+        self.assertEqual(value(m, "sniroute_backend_connect_seconds_count", backend="echo"), len(sizes))
+        self.assertEqual(value(m, "sniroute_backend_connect_seconds_bucket", backend="echo", le="+Inf"), len(sizes))
+        self.assertGreater(value(m, "sniroute_backend_connect_seconds_sum", backend="echo"), 0)
+        self.assertEqual(value(m, "sniroute_backend_connect_failures_total", backend="dead",
+                               server=f"127.0.0.1:{self.dead_server}", reason="refused"), 1)
+        self.assertEqual(value(m, "sniroute_backend_connect_seconds_count", backend="dead"), 0)  # none succeeded
         self.assertEqual(value(m, "sniroute_workers"), 2)
         self.assertGreater(value(m, "process_resident_memory_bytes"), 1 << 20)
         self.assertGreater(value(m, "process_open_fds"), 5)
