@@ -1,8 +1,11 @@
 #include "acme/manager.hpp"
 
+#include <algorithm>
 #include <cassert>
 #include <utility>
 
+#include "acme/cert.hpp"
+#include "acme/store.hpp"
 #include "core/log.hpp"
 
 namespace sniroute::acme {
@@ -15,6 +18,32 @@ Manager::Manager(uv_loop_t* loop, route::SnapshotPtr snap, http::MemoryTokenStor
 
 // By contract stop() has finished; a handle still open here would be freed under libuv.
 Manager::~Manager() { assert(!running_ && !control_.is_open()); }
+
+std::vector<CertMetric> Manager::metrics() const {
+    std::vector<CertMetric> out;
+    for (const auto& c : snap_->config().certificates) {
+        CertMetric m;
+        m.name = c.name;
+        if (auto pem = read_file(c.cert_file, 1 << 20))
+            if (auto info = parse_cert_pem(*pem)) m.not_after = info->not_after;
+        if (auto it = scheduler_.counts().find(c.name); it != scheduler_.counts().end()) m.counts = it->second;
+        if (auto it = scheduler_.states().find(c.name); it != scheduler_.states().end()) {
+            for (const auto& e : it->second.served) {
+                if (!e.is_object() || !e.contains("listener") || !e["listener"].is_string()) continue;
+                std::string listener = e["listener"].get<std::string>();
+                bool current = e.value("current", false);
+                auto at =
+                    std::find_if(m.served.begin(), m.served.end(), [&](const auto& p) { return p.first == listener; });
+                if (at == m.served.end())
+                    m.served.emplace_back(listener, current);
+                else
+                    at->second = at->second && current;
+            }
+        }
+        out.push_back(std::move(m));
+    }
+    return out;
+}
 
 // The control socket lives from the first start() to stop(), so a renew request to a manager
 // with nothing to do is still answered.

@@ -15,6 +15,8 @@
 #include <exception>
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "acme/cert_state.hpp"
 #include "acme/control_socket.hpp"
@@ -23,6 +25,15 @@
 #include "route/router.hpp"
 
 namespace sniroute::acme {
+
+// One managed certificate as /metrics shows it.
+struct CertMetric {
+    std::string name;
+    int64_t not_after = 0;  // of cert_file as it is on disk; 0 when missing or unreadable
+    CertCounts counts;
+    // Per listener of the last served check: whether every port of it served the certificate.
+    std::vector<std::pair<std::string, bool>> served;
+};
 
 // Lifetime: start() once, reload() any number of times, then stop(done) and keep the Manager
 // alive until `done` has run; only then may it be destroyed (its handles are closed by then).
@@ -38,6 +49,8 @@ public:
     // manager's coroutine has ended and its last handle is closed (or at once if none is open).
     void stop(std::function<void()> done);
     void reload(route::SnapshotPtr snap);
+    // On the loop's thread. Reads every cert_file (small, local files; a scrape is rare).
+    std::vector<CertMetric> metrics() const;
 
 private:
     void on_run_ended(std::exception_ptr e);

@@ -95,6 +95,7 @@ Task<void> deploy(RenewalContext ctx, const config::Certificate& c) {
             if (!out.empty()) line.kv("output", out);
             line.emit();
             if (r.ok()) break;
+            if (ctx.deploy_failures) ++*ctx.deploy_failures;
             if (attempt >= kDeployAttempts || ctx.cancel.cancelled())
                 throw std::runtime_error("deploy command failed: " + cmd);
             co_await Sleep(ctx.loop, kDeployRetryStepMs * static_cast<unsigned>(attempt), &ctx.cancel);

@@ -23,7 +23,8 @@ namespace sniroute::acme {
 struct RenewalContext {
     uv_loop_t* loop;
     Client& client;
-    Canceller& cancel;  // shutdown: the renewal throws FetchError("cancelled") at its next step
+    Canceller& cancel;                    // shutdown: the renewal throws FetchError("cancelled") at its next step
+    uint64_t* deploy_failures = nullptr;  // counts every failed deploy command run, for /metrics
 };
 
 // Runs every step for c, which belongs to snap's config; the renewal holds snap, so a reload

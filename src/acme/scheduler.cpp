@@ -231,7 +231,7 @@ Task<void> Scheduler::renew_one(route::SnapshotPtr snap, const config::Certifica
     std::string error;
     Failure failure;
     // A named local: g++ 12 mishandles braced temporaries inside a co_await (see client.cpp).
-    RenewalContext ctx{loop_, *client_, cancel_};
+    RenewalContext ctx{loop_, *client_, cancel_, &counts_[c.name].deploy_failures};
     try {
         co_await renew(ctx, snap, c, st);
     } catch (const AcmeError& e) {
@@ -250,8 +250,10 @@ Task<void> Scheduler::renew_one(route::SnapshotPtr snap, const config::Certifica
     std::string answer;
     int64_t now = core::unix_now_s();
     if (error.empty()) {
+        ++counts_[c.name].renewals_ok;
         answer = record_success(st, now);
     } else {
+        ++counts_[c.name].renewals_failed;
         answer = record_failure(st, error, failure, now, rng()());
         core::log_error("acme_failed")
             .kv("certificate", c.name)

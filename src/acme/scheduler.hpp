@@ -77,6 +77,13 @@ std::string record_success(CertState& st, int64_t now);
 // A failure counts, backs off (backoff_next_attempt) and is kept as last_error.
 std::string record_failure(CertState& st, const std::string& error, const Failure& f, int64_t now, uint64_t jitter);
 
+// What happened to one certificate since start-up, for /metrics.
+struct CertCounts {
+    uint64_t renewals_ok = 0;
+    uint64_t renewals_failed = 0;
+    uint64_t deploy_failures = 0;  // deploy command runs that failed, retries included
+};
+
 // The renewal loop on the control thread's loop. It reads the manager's current snapshot at
 // the start of every pass, so a reload is seen at the next pass; `snap` must outlive it.
 class Scheduler {
@@ -95,6 +102,11 @@ public:
     // Answers every request still waiting, once run() has ended.
     void answer_waiting(const std::string& text);
 
+    // For /metrics, on the same loop: the counts by certificate name, and the state last read
+    // or recorded (its `served` check says what each port served).
+    const std::map<std::string, CertCounts>& counts() const { return counts_; }
+    const std::map<std::string, CertState>& states() const { return states_; }
+
 private:
     void set_up();
     void drop_unknown_requests(const config::Config& cfg);
@@ -112,6 +124,7 @@ private:
     std::map<std::string, CertState> states_;
     std::map<std::string, std::vector<ControlConn*>> waiting_;  // renew-now replies pending per name
     std::map<std::string, bool> forced_;
+    std::map<std::string, CertCounts> counts_;  // never erased: a counter must not go backwards
 };
 
 }  // namespace sniroute::acme

@@ -162,7 +162,9 @@ AdminResponse Control::admin_request(std::string_view method, std::string_view t
     bool known = path == "/metrics" || path == "/healthz" || path == "/readyz";
     if (!known) return {404, "text/plain; charset=utf-8", "not found\n"};
     if (method != "GET" && method != "HEAD") return {405, "text/plain; charset=utf-8", "GET or HEAD only\n"};
-    if (path == "/metrics") return {200, "text/plain; version=0.0.4; charset=utf-8", render_metrics(workers_, stats_)};
+    if (path == "/metrics")
+        return {200, "text/plain; version=0.0.4; charset=utf-8",
+                render_metrics(workers_, stats_, acme_ ? acme_->metrics() : std::vector<acme::CertMetric>{})};
     if (path == "/readyz") {
         if (stops_ > 0) return {503, "text/plain; charset=utf-8", "draining\n"};
         return {200, "text/plain; charset=utf-8", "ok\n"};

@@ -121,7 +121,33 @@ void process_metrics(core::Exposition& e, const ControlStats& cs) {
 
 }  // namespace
 
-std::string render_metrics(const std::vector<std::unique_ptr<Worker>>& workers, const ControlStats& cs) {
+void certificate_metrics(core::Exposition& e, const std::vector<acme::CertMetric>& certs) {
+    e.family(
+        "sniroute_certificate_not_after_timestamp_seconds", "gauge",
+        "Expiry of each managed certificate's cert_file as it is on disk, unix seconds (0: missing or unreadable).");
+    for (const auto& c : certs)
+        e.sample("sniroute_certificate_not_after_timestamp_seconds", {{"name", c.name}},
+                 static_cast<double>(c.not_after));
+    e.family("sniroute_certificate_renewals_total", "counter", "Renewals of each managed certificate, by result.");
+    for (const auto& c : certs) {
+        e.sample("sniroute_certificate_renewals_total", {{"name", c.name}, {"result", "ok"}}, c.counts.renewals_ok);
+        e.sample("sniroute_certificate_renewals_total", {{"name", c.name}, {"result", "error"}},
+                 c.counts.renewals_failed);
+    }
+    e.family("sniroute_certificate_served_current", "gauge",
+             "1 when every port of the listener served the managed certificate at the last check, 0 when one served "
+             "another (stale).");
+    for (const auto& c : certs)
+        for (const auto& [listener, current] : c.served)
+            e.sample("sniroute_certificate_served_current", {{"name", c.name}, {"listener", listener}},
+                     uint64_t{current ? 1u : 0u});
+    e.family("sniroute_deploy_failures_total", "counter", "Deploy command runs that failed, retries included.");
+    for (const auto& c : certs)
+        e.sample("sniroute_deploy_failures_total", {{"name", c.name}}, c.counts.deploy_failures);
+}
+
+std::string render_metrics(const std::vector<std::unique_ptr<Worker>>& workers, const ControlStats& cs,
+                           const std::vector<acme::CertMetric>& certs) {
     const auto sums = sum_workers(workers);
     core::Exposition e;
 
@@ -218,6 +244,7 @@ std::string render_metrics(const std::vector<std::unique_ptr<Worker>>& workers, 
     e.family("sniroute_workers", "gauge", "Worker event loops.");
     e.sample("sniroute_workers", {}, static_cast<uint64_t>(workers.size()));
 
+    certificate_metrics(e, certs);
     process_metrics(e, cs);
     return e.text();
 }

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "acme/manager.hpp"
 #include "server/worker.hpp"
 
 namespace sniroute::server {
@@ -21,6 +22,8 @@ struct ControlStats {
     int64_t started_s = 0;  // unix time of start-up
 };
 
-std::string render_metrics(const std::vector<std::unique_ptr<Worker>>& workers, const ControlStats& cs);
+// `certs`: the built-in ACME client's certificates (none when it does not run).
+std::string render_metrics(const std::vector<std::unique_ptr<Worker>>& workers, const ControlStats& cs,
+                           const std::vector<acme::CertMetric>& certs);
 
 }  // namespace sniroute::server

@@ -157,6 +157,51 @@ def configured_workers(config_text):
         return 0
 
 
+# --- the admin listener ------------------------------------------------------------------
+
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text):
+    """{(name, ((label, value), ...)): float} for every sample line."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = SAMPLE.match(line)
+        assert m, f"not a sample line: {line!r}"
+        labels = tuple(sorted(LABEL.findall(m.group(2) or "")))
+        out[(m.group(1), labels)] = float(m.group(3))
+    return out
+
+
+def metric_value(samples, metric, **labels):
+    """One sample's value, or None when there is no such series. (`metric`, not `name`: a label
+    may be called name.)"""
+    return samples.get((metric, tuple(sorted(labels.items()))))
+
+
+def http_get(port, path, method="GET", timeout=IO_TIMEOUT):
+    """(status, headers, body) of one request to the admin listener, with a raw socket so that
+    nothing is hidden by a client library."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(f"{method} {path} HTTP/1.1\r\nHost: admin\r\n\r\n".encode())
+        data = read_until_eof(s)
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.lower(): v.strip() for k, v in (l.split(":", 1) for l in lines[1:])}
+    return status, headers, body
+
+
+def admin_metrics(port):
+    """/metrics of the admin listener on `port`, parsed."""
+    status, _, body = http_get(port, "/metrics")
+    assert status == 200, f"/metrics answered {status}"
+    return parse_metrics(body.decode())
+
+
 # --- logs -----------------------------------------------------------------------------------
 
 _KV = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)=("(?:[^"\\]|\\.)*"|\S*)')

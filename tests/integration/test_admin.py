@@ -4,7 +4,6 @@ summed over two workers), checked by promtool and scraped by a real Prometheus; 
 
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -16,43 +15,9 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness
-from harness import ProxyTestCase, addr, free_port, render_config
+from harness import ProxyTestCase, addr, free_port, http_get, metric_value as value, parse_metrics, render_config
 
 harness.require_tools("promtool", "prometheus")  # exit 77 (skip), or 1 on CI, if one is missing
-
-SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
-LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
-def parse_metrics(text):
-    """{(name, ((label, value), ...)): float} for every sample line."""
-    out = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = SAMPLE.match(line)
-        assert m, f"not a sample line: {line!r}"
-        labels = tuple(sorted(LABEL.findall(m.group(2) or "")))
-        out[(m.group(1), labels)] = float(m.group(3))
-    return out
-
-
-def value(samples, name, **labels):
-    return samples.get((name, tuple(sorted(labels.items()))))
-
-
-def http_get(port, path, method="GET", timeout=harness.IO_TIMEOUT):
-    """(status, headers, body) of one request to the admin listener, with a raw socket so that
-    nothing is hidden by a client library."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(f"{method} {path} HTTP/1.1\r\nHost: admin\r\n\r\n".encode())
-        data = harness.read_until_eof(s)
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode().split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = {k.lower(): v.strip() for k, v in (l.split(":", 1) for l in lines[1:])}
-    return status, headers, body
-
 
 class AdminTest(ProxyTestCase):
     def setUp(self):

@@ -33,7 +33,7 @@ from acme_harness import (  # noqa: E402,F401
     BIN, IO_TIMEOUT, READY_TIMEOUT, Background, Pebble, Sniroute, addr, free_port, free_ports, get,
     missing_tools, openssl, require_tools, parse_log_line, render_config, run_tool, split_pem, tempdir, tool_env,
     verify_chain, wait_tcp, cert_dns_names)
-from harness import TcpServer, _toml_value  # noqa: E402
+from harness import TcpServer, _toml_value, admin_metrics, metric_value  # noqa: E402,F401
 
 ISSUE_TIMEOUT = 60.0  # one issuance through sniroute against Pebble; a healthy one takes < 1 s
 
@@ -100,10 +100,11 @@ def eab_example_keys():
 # --- sniroute config -------------------------------------------------------------------------
 
 def sniroute_config(http_port, pebble, storage, certificates, tls_listeners=(), backends=None, acme_extra=None,
-                    log_format="json"):
+                    log_format="json", admin_port=None):
     """A config with an http listener on http_port (the port Pebble validates on), optional TLS
     listeners, [acme] pointing at `pebble` (an object with .directory and .listener_ca, or a
-    dict of [acme] keys) and the given [[certificates]] (list of dicts)."""
+    dict of [acme] keys), the given [[certificates]] (list of dicts) and, with admin_port, the
+    admin listener on 127.0.0.1:admin_port."""
     if isinstance(pebble, dict):
         acme = dict(pebble)
     else:
@@ -116,6 +117,8 @@ def sniroute_config(http_port, pebble, storage, certificates, tls_listeners=(), 
     text = render_config(global_={"log_format": log_format}, listeners=listeners, backends=backends, acme=acme)
     for c in certificates:
         text += "\n[[certificates]]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in c.items())
+    if admin_port:
+        text += f'\n[admin]\nbind = ["127.0.0.1:{admin_port}"]\n'
     return text
 
 
@@ -155,6 +158,13 @@ def norm_serial(s):
 
 def cert_serial(path):
     return norm_serial(openssl("x509", "-in", path, "-noout", "-serial"))
+
+
+def cert_not_after_unix(path):
+    """notAfter as unix seconds."""
+    text = openssl("x509", "-in", path, "-noout", "-enddate").strip()
+    when = datetime.datetime.strptime(text.split("=", 1)[1].replace("  ", " "), "%b %d %H:%M:%S %Y %Z")
+    return int(when.replace(tzinfo=datetime.timezone.utc).timestamp())
 
 
 def cert_not_after(path):

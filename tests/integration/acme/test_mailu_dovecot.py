@@ -31,10 +31,14 @@ class MailuDovecotTest(ah.PebbleTestCase):
         self.dovecot.start()
         self.assertEqual(self.served(), ah.leaf_der(self.cert_file), "dovecot does not serve the self-signed cert")
         self.imaps_port = ah.free_port()
+        self.admin_port = ah.free_port()
         self.s = None
 
     def extra_logs(self):
         return {"dovecot": self.dovecot.log}
+
+    def metric(self, metric, **labels):
+        return ah.metric_value(ah.admin_metrics(self.admin_port), metric, **labels)
 
     def served(self, sni=DOMAINS[0]):
         return ah.served_leaf(self.dovecot.port, sni)
@@ -46,7 +50,8 @@ class MailuDovecotTest(ah.PebbleTestCase):
               "deploy": deploy, "deploy_timeout": "20s"}],
             tls_listeners=[{"name": "imaps", "bind": [ah.addr("127.0.0.1", self.imaps_port)], "protocol": "tls",
                             "routes": [{"match": DOMAINS, "backend": "dovecot"}]}],
-            backends={"dovecot": {"servers": [ah.addr("127.0.0.1", self.dovecot.port)]}})
+            backends={"dovecot": {"servers": [ah.addr("127.0.0.1", self.dovecot.port)]}},
+            admin_port=self.admin_port)
         self.s = self.sniroute(text)
         return self.s
 
@@ -117,6 +122,13 @@ class MailuDovecotTest(ah.PebbleTestCase):
         rc, out = s.certs("list")
         self.assertEqual(rc, 0, out)
         self.assertEqual(out.count("current"), len(DOMAINS), out)
+        # The same in /metrics: the expiry on disk, two renewals, the port current, no failed deploy.
+        self.assertEqual(self.metric("sniroute_certificate_not_after_timestamp_seconds", name="mail"),
+                         ah.cert_not_after_unix(self.cert_file))
+        self.assertEqual(self.metric("sniroute_certificate_renewals_total", name="mail", result="ok"), 2)
+        self.assertEqual(self.metric("sniroute_certificate_renewals_total", name="mail", result="error"), 0)
+        self.assertEqual(self.metric("sniroute_certificate_served_current", name="mail", listener="imaps"), 1)
+        self.assertEqual(self.metric("sniroute_deploy_failures_total", name="mail"), 0)
         self.assertEqual(s.stop(), 0)
 
     def test_no_deploy_leaves_dovecot_stale_and_check_says_so(self):
@@ -144,6 +156,8 @@ class MailuDovecotTest(ah.PebbleTestCase):
         self.assertIn(f":{self.imaps_port}", out)
 
         stale = s.wait_event("served_stale", 5, start=m, certificate="mail", sni=DOMAINS[0])
+        # The Mailu admin's failure, as a scrape sees it: the port serves a stale certificate.
+        self.assertEqual(self.metric("sniroute_certificate_served_current", name="mail", listener="imaps"), 0)
         self.assertIn("dovecot", stale["error"])
         self.assertIn(f":{self.imaps_port}", stale["error"])
         self.assertIn(old_not_after, stale["error"])
