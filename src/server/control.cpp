@@ -20,6 +20,7 @@
 #include "server/admin.hpp"
 #include "server/listen.hpp"
 #include "server/metrics.hpp"
+#include "server/status.hpp"
 #include "server/worker.hpp"
 
 namespace sniroute::server {
@@ -159,12 +160,16 @@ bool Control::start_admin() {
 // The admin endpoints. Read-only for now, so GET and HEAD are all they take.
 AdminResponse Control::admin_request(std::string_view method, std::string_view target) const {
     std::string_view path = target.substr(0, target.find('?'));
-    bool known = path == "/metrics" || path == "/healthz" || path == "/readyz";
+    bool known = path == "/metrics" || path == "/healthz" || path == "/readyz" || path == "/status";
     if (!known) return {404, "text/plain; charset=utf-8", "not found\n"};
     if (method != "GET" && method != "HEAD") return {405, "text/plain; charset=utf-8", "GET or HEAD only\n"};
-    if (path == "/metrics")
-        return {200, "text/plain; version=0.0.4; charset=utf-8",
-                render_metrics(workers_, stats_, acme_ ? acme_->metrics() : std::vector<acme::CertMetric>{})};
+    if (path == "/metrics" || path == "/status") {
+        const auto certs = acme_ ? acme_->metrics() : std::vector<acme::CertMetric>{};
+        if (path == "/status")
+            return {200, "application/json",
+                    render_status({&snap_->config(), &stats_, &workers_, &certs, stops_ == 0})};
+        return {200, "text/plain; version=0.0.4; charset=utf-8", render_metrics(workers_, stats_, certs)};
+    }
     if (path == "/readyz") {
         if (stops_ > 0) return {503, "text/plain; charset=utf-8", "draining\n"};
         return {200, "text/plain; charset=utf-8", "ok\n"};

@@ -131,6 +131,32 @@ class AdminTest(ProxyTestCase):
         self.assertEqual(check.returncode, 0, f"promtool check metrics:\n{check.stdout}{check.stderr}")
         self.assert_clean_stop(proxy)
 
+    def test_status(self):
+        proxy = self.start_proxy(self.config(extra_route=True))
+        held = self.connect(self.tcp_port)
+        held.sendall(b"x")
+        harness.recv_exactly(held, 1)
+        status, headers, body = http_get(self.admin_port, "/status")
+        self.assertEqual((status, headers["content-type"]), (200, "application/json"))
+        st = json.loads(body)
+        self.assertEqual(st["config"]["path"], proxy.config_path)
+        self.assertEqual((st["ready"], st["workers"], st["config"]["reloads_ok"]), (True, 2, 0))
+        self.assertGreaterEqual(st["config"]["loaded"], st["started"])
+        by_name = {l["name"]: l for l in st["listeners"]}
+        self.assertEqual(sorted(by_name), ["dead", "http", "tcp", "tls"])
+        self.assertEqual(by_name["tcp"]["bind"], [f"127.0.0.1:{self.tcp_port}"])
+        self.assertEqual((by_name["tcp"]["protocol"], by_name["tcp"]["default_backend"]), ("tcp", "echo"))
+        self.assertEqual(by_name["tcp"]["connections_active"], 1)
+        self.assertEqual(by_name["tls"]["routes"], [{"match": ["x.example"], "backend": "echo"}])
+        self.assertIsNone(by_name["tls"]["default_backend"])
+        self.assertEqual(by_name["http"]["routes"],
+                         [{"match": ["web.example"], "backend": "echo", "acme": "auto", "redirect_https": True}])
+        backends = {b["name"]: b for b in st["backends"]}
+        self.assertEqual(backends["echo"], {"name": "echo", "proxy_protocol": "off", "servers": [self.backend.address]})
+        self.assertEqual(st["certificates"], [])
+        held.close()
+        self.assert_clean_stop(proxy)
+
     def test_refusals_are_counted_by_reason(self):
         proxy = self.start_proxy(self.config(max_connections=1))
         held = self.connect(self.tcp_port)

@@ -33,7 +33,7 @@ from acme_harness import (  # noqa: E402,F401
     BIN, IO_TIMEOUT, READY_TIMEOUT, Background, Pebble, Sniroute, addr, free_port, free_ports, get,
     missing_tools, openssl, require_tools, parse_log_line, render_config, run_tool, split_pem, tempdir, tool_env,
     verify_chain, wait_tcp, cert_dns_names)
-from harness import TcpServer, _toml_value, admin_metrics, metric_value  # noqa: E402,F401
+from harness import TcpServer, _toml_value, admin_metrics, http_get, metric_value  # noqa: E402,F401
 
 ISSUE_TIMEOUT = 60.0  # one issuance through sniroute against Pebble; a healthy one takes < 1 s
 

@@ -6,6 +6,7 @@ port), started with a self-signed certificate at cert_file/key_file before sniro
 sniroute routes the managed names on a `protocol = "tls"` listener to Dovecot's imaps port.
 """
 
+import json
 import os
 import sys
 import time
@@ -158,6 +159,11 @@ class MailuDovecotTest(ah.PebbleTestCase):
         stale = s.wait_event("served_stale", 5, start=m, certificate="mail", sni=DOMAINS[0])
         # The Mailu admin's failure, as a scrape sees it: the port serves a stale certificate.
         self.assertEqual(self.metric("sniroute_certificate_served_current", name="mail", listener="imaps"), 0)
+        status, _, body = ah.http_get(self.admin_port, "/status")
+        self.assertEqual(status, 200)
+        cert = json.loads(body)["certificates"][0]
+        self.assertEqual((cert["name"], cert["served"]), ("mail", [{"listener": "imaps", "current": False}]))
+        self.assertEqual(cert["not_after"], ah.cert_not_after_unix(self.cert_file))
         self.assertIn("dovecot", stale["error"])
         self.assertIn(f":{self.imaps_port}", stale["error"])
         self.assertIn(old_not_after, stale["error"])
