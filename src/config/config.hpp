@@ -10,7 +10,9 @@
 #include <vector>
 
 #include "core/address.hpp"
+#include "core/cidr.hpp"
 #include "core/log.hpp"
+#include "core/rate.hpp"
 
 namespace sniroute::config {
 
@@ -53,6 +55,16 @@ struct Listener {
     std::optional<size_t> default_backend;  // index into Config::backends
     bool accept_proxy_protocol = false;
     std::vector<Route> routes;
+    // Who may connect: the client's address (the PROXY header's, when accepted) must be in
+    // `allow` and not in `deny`. The default allows everyone.
+    std::vector<core::Cidr> allow = {core::Cidr{{{}, true}, 0}, core::Cidr{{{}, false}, 0}};
+    std::vector<core::Cidr> deny;
+    uint32_t max_connections_per_ip = 0;  // open at once; 0 = no limit
+    core::Rate new_connections_per_ip;    // a token bucket with that burst; 0 = no limit
+
+    bool allows(const core::IpAddress& a) const { return core::any_contains(allow, a) && !core::any_contains(deny, a); }
+    // Whether connections need the shared per-IP table (proxy/ip_table.hpp) at all.
+    bool ip_limited() const { return max_connections_per_ip > 0 || new_connections_per_ip.limited(); }
 };
 
 struct Backend {

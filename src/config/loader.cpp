@@ -198,6 +198,8 @@ private:
                                                     const std::string& owner);
     void load_listener(const toml::table& t);
     void load_route(const toml::table& t, Listener& l, std::set<std::string>& names);
+    void load_ip_policy(const toml::table& t, Listener& l);
+    void get_cidrs(const toml::table& t, std::string_view key, const Listener& l, std::vector<core::Cidr>& out);
     void load_acme(const toml::table& t);
     void load_certificates(const toml::node& n, const toml::table& root);
     void load_certificate(const toml::table& t);
@@ -406,7 +408,10 @@ void Loader::load_listeners(const toml::node& n) {
 }
 
 void Loader::load_listener(const toml::table& t) {
-    check_keys(t, {"name", "bind", "protocol", "default_backend", "accept_proxy_protocol", "routes"}, "[[listeners]]");
+    check_keys(t,
+               {"name", "bind", "protocol", "default_backend", "accept_proxy_protocol", "routes", "allow", "deny",
+                "max_connections_per_ip", "new_connections_per_ip"},
+               "[[listeners]]");
     Listener l;
     if (auto name = get_string(t, "name")) {
         l.name = *name;
@@ -437,6 +442,7 @@ void Loader::load_listener(const toml::table& t) {
         error(t.source(),
               "tcp listener \"" + l.name + "\" needs a default_backend (plain TCP carries no name to route by)");
     if (auto app = get_bool(t, "accept_proxy_protocol")) l.accept_proxy_protocol = *app;
+    load_ip_policy(t, l);
 
     if (const toml::node* rn = t.get("routes")) {
         const toml::array* routes = rn->as_array();
@@ -460,6 +466,40 @@ void Loader::load_listener(const toml::table& t) {
         warning(t.source(),
                 "tls listener \"" + l.name + "\" has no routes and no default_backend: it refuses every connection");
     cfg_.listeners.push_back(std::move(l));
+}
+
+// allow, deny and the per-IP limits (README: Configuration, IP policy).
+void Loader::load_ip_policy(const toml::table& t, Listener& l) {
+    if (t.get("allow")) l.allow.clear();  // an explicit list replaces the default "everyone"
+    get_cidrs(t, "allow", l, l.allow);
+    get_cidrs(t, "deny", l, l.deny);
+    if (const toml::node* a = t.get("allow"); a && a->is_array() && a->as_array()->empty())
+        warning(a->source(), "listener \"" + l.name + "\": empty allow list: it refuses every connection");
+    get_uint(t, "max_connections_per_ip", l.max_connections_per_ip, 0, 10'000'000);
+    if (const toml::node* n = t.get("new_connections_per_ip")) {
+        auto s = n->value<std::string>();
+        auto r = s && n->is_string() ? core::parse_rate(*s) : std::nullopt;
+        if (r)
+            l.new_connections_per_ip = *r;
+        else
+            error(n->source(),
+                  "'new_connections_per_ip' must be a rate such as \"20/s\", \"300/m\" or \"1000/h\" (at most " +
+                      std::to_string(core::kMaxRateCount) + " a unit; \"0/s\" = no limit)");
+    }
+}
+
+void Loader::get_cidrs(const toml::table& t, std::string_view key, const Listener& l, std::vector<core::Cidr>& out) {
+    get_string_list(t, key, [&](const std::string& s, const toml::source_region& at) {
+        core::CidrParse p = core::parse_cidr(s);
+        if (!p.cidr)
+            return error(at, "listener \"" + l.name + "\": " + std::string(key) + " entry \"" + s + "\": " + p.error);
+        // Masked as nginx and HAProxy do, but said: "192.0.2.7/24" is as often a typo for a
+        // single address as it is a lazy way to write its network.
+        if (p.host_bits)
+            warning(at, "listener \"" + l.name + "\": " + std::string(key) + " entry \"" + s +
+                            "\" has bits set beyond its prefix; it means " + p.cidr->to_string());
+        out.push_back(*p.cidr);
+    });
 }
 
 void Loader::load_route(const toml::table& t, Listener& l, std::set<std::string>& names) {

@@ -55,8 +55,11 @@ std::string dump(const Config& c) {
     for (const auto& l : c.listeners) {
         add("listener [", l.name, "] ", to_string(l.protocol),
             " default=", l.default_backend ? std::to_string(*l.default_backend) : "-",
-            " pp=", std::to_string(l.accept_proxy_protocol));
+            " pp=", std::to_string(l.accept_proxy_protocol), " per_ip=", std::to_string(l.max_connections_per_ip),
+            " rate=", l.new_connections_per_ip.to_string());
         for (const auto& a : l.bind) add("  bind ", a.to_string());
+        for (const auto& a : l.allow) add("  allow ", a.to_string());
+        for (const auto& d : l.deny) add("  deny ", d.to_string());
         for (const auto& r : l.routes) {
             add("  route backend=", std::to_string(r.backend), " acme=", std::to_string(static_cast<int>(r.acme)),
                 " redirect=", std::to_string(r.redirect_https));
@@ -143,6 +146,12 @@ std::string render(const Config& c) {
         for (const auto& b : l.bind) s += quote(b.to_string()) + ", ";
         s += "]\n";
         if (l.default_backend) s += "default_backend = " + quote(c.backends[*l.default_backend].name) + "\n";
+        s += "max_connections_per_ip = " + std::to_string(l.max_connections_per_ip) +
+             "\nnew_connections_per_ip = " + quote(l.new_connections_per_ip.to_string()) + "\nallow = [";
+        for (const auto& a : l.allow) s += quote(a.to_string()) + ", ";
+        s += "]\ndeny = [";
+        for (const auto& d : l.deny) s += quote(d.to_string()) + ", ";
+        s += "]\n";
         for (const auto& r : l.routes) {
             s += "[[listeners.routes]]\nbackend = " + quote(c.backends[r.backend].name) + "\nmatch = [";
             for (const auto& m : r.match) s += quote(m) + ", ";
@@ -211,6 +220,13 @@ void check_config(const Config& c, const std::string& text) {
                 seen.push_back(m);
             }
         }
+        for (const auto* list : {&l.allow, &l.deny})
+            for (const auto& a : *list) {
+                auto again = core::parse_cidr(a.to_string());
+                require(again.cidr && *again.cidr == a && !again.host_bits && a.prefix <= (a.base.v4 ? 32 : 128),
+                        "an allow/deny entry that is not canonical", a.to_string());
+            }
+        require(l.new_connections_per_ip.count <= core::kMaxRateCount, "a rate out of range", text);
         for (const auto& b : l.bind) {
             require(!is_v4_mapped(b), "an IPv4-mapped bind address", b.to_string());
             for (const auto* other : binds)

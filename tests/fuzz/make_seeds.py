@@ -206,6 +206,10 @@ def config_seeds():
                              'bind = "0.0.0.0:2"\nprotocol = "tcp"\ndefault_backend = "b"\n').encode()
     seeds["admin.toml"] = ('[admin]\nbind = ["127.0.0.1:9", "[::1]:9"]\n' + small +
                            'protocol = "tcp"\ndefault_backend = "b"\n').encode()
+    seeds["ip-policy.toml"] = (small + 'protocol = "tcp"\ndefault_backend = "b"\naccept_proxy_protocol = true\n'
+                               'allow = ["10.0.0.0/8", "::ffff:192.0.2.0/120", "2001:db8::/32"]\n'
+                               'deny = ["10.1.2.3", "10.9.0.0/16"]\nmax_connections_per_ip = 20\n'
+                               'new_connections_per_ip = "300/m"\n').encode()
     seeds["syntax-error.toml"] = b'[global\nworkers = 1\n'
     seeds["empty.toml"] = b""
     return seeds
