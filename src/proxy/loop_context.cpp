@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "core/log.hpp"
 #include "proxy/session.hpp"
 
 namespace sniroute::proxy {
@@ -51,8 +52,13 @@ void PipePool::give(KernelPipe& p, bool empty) {
 }
 
 LoopContext::LoopContext(uv_loop_t* loop, std::atomic<uint32_t>& connections, const http::TokenStore& tokens,
-                         route::SnapshotPtr snap, WorkerStats& stats)
-    : loop_(loop), connections_(connections), tokens_(tokens), stats_(stats), read_buf_(new char[kReadBufferSize]) {
+                         route::SnapshotPtr snap, WorkerStats& stats, IpStates& ip_states)
+    : loop_(loop),
+      connections_(connections),
+      tokens_(tokens),
+      stats_(stats),
+      ip_states_(ip_states),
+      read_buf_(new char[kReadBufferSize]) {
     set_snapshot(std::move(snap));
 }
 
@@ -60,6 +66,24 @@ void LoopContext::set_snapshot(route::SnapshotPtr snap) {
     snap_ = std::move(snap);
     listener_stats_.clear();
     for (const auto& l : snap_->config().listeners) listener_stats_.push_back(&stats_.listener(l.name));
+    ip_states_of_.clear();
+    for (const auto& l : snap_->config().listeners) ip_states_of_.push_back(&ip_states_.for_listener(l.name));
+}
+
+void LoopContext::sweep_ip_states(uint64_t now_ms) {
+    const auto& listeners = snap_->config().listeners;
+    for (size_t i = 0; i < listeners.size(); ++i) {
+        const config::Listener& l = listeners[i];
+        IpPolicyState& st = *ip_states_of_[i];
+        if (l.ip_limited()) st.table.sweep(l.new_connections_per_ip, now_ms);
+        st.refusals.flush(now_ms, [&](const core::IpAddress* a, const RefusalLog::Line& line) {
+            core::log_warn("ip_refused")
+                .kv("listener", l.name)
+                .kv("client", a ? a->to_string() : "others")
+                .kv("reason", to_string(line.reason))
+                .kv("count", line.count);
+        });
+    }
 }
 
 void LoopContext::attach(Session* s) { sessions_.push_front(s); }

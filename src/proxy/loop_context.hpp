@@ -12,6 +12,7 @@
 
 #include "core/intrusive_list.hpp"
 #include "http/challenge.hpp"
+#include "proxy/ip_table.hpp"
 #include "proxy/stats.hpp"
 #include "route/router.hpp"
 
@@ -49,7 +50,7 @@ public:
     static constexpr size_t kReadBufferSize = 64 * 1024;
 
     LoopContext(uv_loop_t* loop, std::atomic<uint32_t>& connections, const http::TokenStore& tokens,
-                route::SnapshotPtr snap, WorkerStats& stats);
+                route::SnapshotPtr snap, WorkerStats& stats, IpStates& ip_states);
     LoopContext(const LoopContext&) = delete;
     LoopContext& operator=(const LoopContext&) = delete;
 
@@ -72,6 +73,13 @@ public:
     // looked up once per snapshot so that a new session finds its listener's by index.
     WorkerStats& stats() { return stats_; }
     ListenerStats& listener_stats(size_t li) { return *listener_stats_[li]; }
+    // The shared per-IP state (ip_table.hpp) of listener `li` of the current snapshot, and of
+    // any listener by name (a session started before a reload).
+    IpPolicyState& ip_state(size_t li) { return *ip_states_of_[li]; }
+    IpStates& ip_states() { return ip_states_; }
+    // Drops idle per-IP entries of the current snapshot's listeners, and writes the ip_refused
+    // lines held back by the rate limit once due. Each worker's loop calls it now and then.
+    void sweep_ip_states(uint64_t now_ms);
 
     // Sessions add themselves when made and remove themselves when deleted.
     void attach(Session* s);
@@ -94,6 +102,8 @@ private:
     route::SnapshotPtr snap_;
     WorkerStats& stats_;
     std::vector<ListenerStats*> listener_stats_;  // by listener index of snap_
+    IpStates& ip_states_;
+    std::vector<IpPolicyState*> ip_states_of_;  // by listener index of snap_
     std::unique_ptr<char[]> read_buf_;
     PipePool pipes_;
     core::IntrusiveList<Session> sessions_;

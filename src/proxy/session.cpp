@@ -35,6 +35,11 @@ Session::Session(LoopContext& ctx, size_t li)
 // A spliced direction's pipe and descriptors go back with the relay, after this body.
 Session::~Session() {
     if (counted_) ctx_.connections().fetch_sub(1, std::memory_order_relaxed);
+    // Given back here, once, whatever ended the session; with the rate of the session's own
+    // snapshot, which decides only whether the emptied entry can go at once.
+    if (ip_counted_)
+        ip_state().table.release(core::IpAddress::from(&client_addr_.u.sa), listener().new_connections_per_ip,
+                                 uv_now(ctx_.loop()));
     ctx_.detach(this);
 }
 
@@ -56,8 +61,53 @@ void Session::accept(LoopContext& ctx, uv_stream_t* server, size_t li, bool node
         s->stats_->refused[static_cast<size_t>(RefuseReason::MaxConnections)].add();
         return s->close(Outcome::Refused, Side::Internal, "max_connections reached");
     }
+    // A PROXY listener checks the address the header gives, once it is read (inspect()).
+    if (!s->listener().accept_proxy_protocol && !s->admit()) return;
     if (!nodelay_inherited) uv_tcp_nodelay(&s->client_, 1);
     s->start();
+}
+
+bool Session::admit() {
+    const config::Listener& l = listener();
+    core::IpAddress ip = core::IpAddress::from(&client_addr_.u.sa);
+    if (!l.allows(ip)) {
+        refuse_ip(RefuseReason::Denied, ip);
+        return false;
+    }
+    // Listeners without a per-IP limit stop here: no lock, no hash.
+    if (!l.ip_limited()) return true;
+    IpTable& table = ip_state().table;
+    uint64_t now = uv_now(ctx_.loop());
+    switch (table.admit(ip, l.max_connections_per_ip, l.new_connections_per_ip, now, ip_counted_)) {
+        case IpTable::Admit::Ok: return true;
+        case IpTable::Admit::Untracked:
+            if (uint64_t n = 0; table.full_line_due(now, n))
+                core::log_warn("ip_table_full")
+                    .kv("listener", l.name)
+                    .kv("capacity", static_cast<uint64_t>(IpTable::kDefaultCapacity))
+                    .kv("untracked", n);
+            return true;
+        case IpTable::Admit::PerIpLimit: refuse_ip(RefuseReason::PerIpLimit, ip); return false;
+        case IpTable::Admit::RateLimit: refuse_ip(RefuseReason::RateLimit, ip); return false;
+    }
+    return true;
+}
+
+void Session::refuse_ip(RefuseReason why, const core::IpAddress& ip) {
+    stats_->refused[static_cast<size_t>(why)].add();
+    RefusalLog::Line line = ip_state().refusals.note(ip, why, uv_now(ctx_.loop()));
+    if (line.count > 0)
+        core::log_warn("ip_refused")
+            .kv("listener", listener().name)
+            .kv("client", line.others ? std::string("others") : ip.to_string())
+            .kv("reason", to_string(why))
+            .kv("count", line.count);
+    close(Outcome::Refused, Side::Client, to_string(why));
+}
+
+IpPolicyState& Session::ip_state() {
+    if (snap_ == ctx_.snapshot()) return ctx_.ip_state(li_);
+    return ctx_.ip_states().for_listener(listener().name);
 }
 
 void Session::start() {
@@ -168,6 +218,9 @@ void Session::inspect() {
                 }
                 // The balancer's header is consumed here; the backend gets our own, if any.
                 head_.erase(0, v.consumed);
+                // The policy judges the client the header names (or the balancer, for a header
+                // that names none), before a byte more is read or a backend dialled.
+                if (first_inspector_ && listener().accept_proxy_protocol && !admit()) return;
                 first_inspector_ = false;
                 inspector_ = make_protocol_inspector(env());
                 if (!inspector_) return route_and_connect("");

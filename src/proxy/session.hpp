@@ -60,6 +60,11 @@ private:
     ~Session();
 
     void start();
+    // The listener's IP policy, on the client's address as known now: false when refused (the
+    // session is then closing).
+    bool admit();
+    void refuse_ip(RefuseReason why, const core::IpAddress& ip);
+    IpPolicyState& ip_state();  // of this session's listener, also after a reload
     InspectEnv env() { return {*snap_, li_, ctx_.tokens(), client_addr_, stats_, &ctx_.stats()}; }
     void inspect();
     void client_gone(ssize_t status);
@@ -118,6 +123,7 @@ private:
     bool closing_ = false;
     bool counted_ = false;         // holds a slot of max_connections
     bool first_inspector_ = true;  // no inspector has finished yet
+    bool ip_counted_ = false;      // holds a slot of max_connections_per_ip
     Phase phase_ = Phase::Inspect;
     Outcome outcome_ = Outcome::Ok;
     Side side_ = Side::Client;

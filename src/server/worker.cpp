@@ -48,11 +48,14 @@ namespace {
 constexpr uint64_t kAcceptLogIntervalMs = 1000;
 // How often a listener paused for want of descriptors tries again (nginx waits 500 ms).
 constexpr uint64_t kAcceptRetryMs = 250;
+// How often idle per-IP entries are dropped and held-back ip_refused lines written: often
+// enough that a line is at most this late, rarely enough that the sweep's locks cost nothing.
+constexpr uint64_t kIpSweepMs = 5'000;
 
 }  // namespace
 
 Worker::Worker(unsigned id, Shared& shared, route::SnapshotPtr snap)
-    : id_(id), ctx_(&loop_, shared.connections, shared.tokens, std::move(snap), stats_) {}
+    : id_(id), ctx_(&loop_, shared.connections, shared.tokens, std::move(snap), stats_, shared.ip_states) {}
 
 Worker::~Worker() {
     // Sockets handed over by a reload that arrived after the loop stopped are still ours.
@@ -92,6 +95,9 @@ bool Worker::run(std::vector<ListenSocket> sockets) {
     heartbeat_timer_.data = this;
     heartbeat_ms.store(uv_hrtime() / 1'000'000);
     uv_timer_start(&heartbeat_timer_, on_heartbeat, kHeartbeatMs, kHeartbeatMs);
+    uv_timer_init(&loop_, &ip_sweep_timer_);
+    ip_sweep_timer_.data = this;
+    uv_timer_start(&ip_sweep_timer_, on_ip_sweep, kIpSweepMs, kIpSweepMs);
     open_reserve();
     for (auto& ls : sockets) open_socket(std::move(ls));
     listening.store(true);
@@ -405,6 +411,11 @@ void Worker::on_heartbeat(uv_timer_t* t) noexcept {
     static_cast<Worker*>(t->data)->heartbeat_ms.store(uv_hrtime() / 1'000'000);
 }
 
+void Worker::on_ip_sweep(uv_timer_t* t) noexcept {
+    auto* w = static_cast<Worker*>(t->data);
+    w->ctx_.sweep_ip_states(uv_now(&w->loop_));
+}
+
 void Worker::on_sessions_gone(void* worker) noexcept { static_cast<Worker*>(worker)->maybe_finish(); }
 
 void Worker::maybe_finish() {
@@ -422,6 +433,7 @@ void Worker::maybe_finish() {
     uv_close(proxy::as_handle(&accept_log_timer_), nullptr);
     uv_close(proxy::as_handle(&accept_retry_timer_), nullptr);
     uv_close(proxy::as_handle(&heartbeat_timer_), nullptr);
+    uv_close(proxy::as_handle(&ip_sweep_timer_), nullptr);
 }
 
 }  // namespace sniroute::server

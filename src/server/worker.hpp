@@ -23,6 +23,8 @@ struct Shared {
     std::atomic<uint32_t> connections{0};
     // ACME HTTP-01 answers held in memory; the built-in ACME client writes, http listeners read.
     http::MemoryTokenStore tokens;
+    // Per-IP connection counts and rate buckets, and the ip_refused log limit (proxy/ip_table.hpp).
+    proxy::IpStates ip_states;
 };
 
 class Worker {
@@ -73,6 +75,7 @@ private:
     static void on_accept_retry(uv_timer_t* t) noexcept;
     static void on_sessions_gone(void* worker) noexcept;
     static void on_heartbeat(uv_timer_t* t) noexcept;
+    static void on_ip_sweep(uv_timer_t* t) noexcept;
 
     unsigned id_;
     uv_loop_t loop_{};
@@ -83,6 +86,7 @@ private:
     // Retries the listeners paused because no descriptor was left (see on_connection).
     uv_timer_t accept_retry_timer_{};
     uv_timer_t heartbeat_timer_{};
+    uv_timer_t ip_sweep_timer_{};  // sweep_ip_states, every kIpSweepMs
     // A descriptor kept open so that, when accept() fails for want of descriptors, there is one
     // to give up: the queued connections are then accepted and closed (see accept_failed).
     int reserve_fds_[2] = {-1, -1};
