@@ -71,7 +71,7 @@ uint32_t IpTable::connections(const core::IpAddress& a) {
 bool IpTable::full_line_due(uint64_t now_ms, uint64_t& untracked) {
     uint64_t last = full_logged_ms_.load(std::memory_order_relaxed);
     if (untracked_.load(std::memory_order_relaxed) == 0) return false;
-    if (last != 0 && now_ms - last < RefusalLog::kIntervalMs) return false;
+    if (last != 0 && ms_since(last, now_ms) < RefusalLog::kIntervalMs) return false;
     // One worker wins the line; the others see the new stamp.
     if (!full_logged_ms_.compare_exchange_strong(last, now_ms == 0 ? 1 : now_ms)) return false;
     untracked = untracked_.exchange(0, std::memory_order_relaxed);
@@ -80,7 +80,7 @@ bool IpTable::full_line_due(uint64_t now_ms, uint64_t& untracked) {
 
 RefusalLog::Line RefusalLog::count(Entry& e, bool fresh, bool others, RefuseReason why, uint64_t now_ms) {
     e.reason = why;
-    if (fresh || now_ms - e.stamp_ms >= kIntervalMs) {
+    if (fresh || ms_since(e.stamp_ms, now_ms) >= kIntervalMs) {
         Line l{e.held + 1, others, why};
         e.stamp_ms = now_ms;
         e.held = 0;

@@ -18,6 +18,7 @@
 // them. The limits are passed to every call for the same reason.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -33,6 +34,10 @@
 #include "proxy/stats.hpp"
 
 namespace sniroute::proxy {
+
+// Milliseconds from `then` to `now`, 0 if `now` is earlier: the workers' loop clocks are each a
+// little behind another's, and a wrapped difference would pass for an interval long over.
+inline uint64_t ms_since(uint64_t then, uint64_t now) { return now > then ? now - then : 0; }
 
 class IpTable {
 public:
@@ -96,7 +101,7 @@ public:
     void flush(uint64_t now_ms, F&& f) {
         std::lock_guard lock(mu_);
         for (auto it = map_.begin(); it != map_.end();) {
-            if (now_ms - it->second.stamp_ms < kIntervalMs) {
+            if (ms_since(it->second.stamp_ms, now_ms) < kIntervalMs) {
                 ++it;
                 continue;
             }
@@ -108,7 +113,7 @@ public:
                 it = map_.erase(it);
             }
         }
-        if (others_.held > 0 && now_ms - others_.stamp_ms >= kIntervalMs) {
+        if (others_.held > 0 && ms_since(others_.stamp_ms, now_ms) >= kIntervalMs) {
             f(nullptr, Line{others_.held, true, others_.reason});
             others_ = {now_ms, 0, others_.reason};
         }

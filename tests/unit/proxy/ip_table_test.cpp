@@ -78,6 +78,8 @@ TEST_CASE("a full table lets new addresses through untracked, and says so once a
     uint64_t n = 0;
     CHECK(t.full_line_due(1'000, n));
     CHECK(n == static_cast<uint64_t>(untracked));
+    admit(t, "10.9.9.8", 1, none, 990);
+    CHECK_FALSE(t.full_line_due(990, n));  // a clock behind the last line's
     admit(t, "10.9.9.9", 1, none, 2'000);
     CHECK_FALSE(t.full_line_due(2'000, n));
     CHECK(t.full_line_due(61'000, n));
@@ -106,6 +108,8 @@ TEST_CASE("ip_refused: one line per address a minute, with the count since the l
     CHECK(log.note(ip("192.0.2.9"), RefuseReason::Denied, 0).count == 1);
     for (int i = 0; i < 10; ++i) CHECK(log.note(ip("192.0.2.9"), RefuseReason::Denied, 1'000).count == 0);
     CHECK(log.note(ip("192.0.2.8"), RefuseReason::RateLimit, 1'000).count == 1);
+    // Another worker's clock, a little behind, is not an interval long over.
+    CHECK(log.note(ip("192.0.2.8"), RefuseReason::RateLimit, 990).count == 0);
     // A third address finds the log full: counted under "others".
     auto o = log.note(ip("192.0.2.7"), RefuseReason::Denied, 1'000);
     CHECK(o.count == 1);
@@ -119,11 +123,13 @@ TEST_CASE("ip_refused: one line per address a minute, with the count since the l
     log.flush(59'999, collect);
     CHECK(lines.empty());
     log.flush(61'000, collect);
-    CHECK(lines.size() == 2);
+    CHECK(lines.size() == 3);  // 192.0.2.8's held-back one (the clock-behind one) too
+    CHECK(std::count(lines.begin(), lines.end(), std::pair<std::string, uint64_t>("192.0.2.8", 1)) == 1);
     CHECK(std::count(lines.begin(), lines.end(), std::pair<std::string, uint64_t>("192.0.2.9", 10)) == 1);
     CHECK(std::count(lines.begin(), lines.end(), std::pair<std::string, uint64_t>("others", 1)) == 1);
     // A refusal after the minute is logged at once, with the count since the last line.
-    CHECK(log.note(ip("192.0.2.8"), RefuseReason::RateLimit, 62'000).count == 1);
+    CHECK(log.note(ip("192.0.2.9"), RefuseReason::Denied, 62'000).count == 0);  // 61'000 was its line
+    CHECK(log.note(ip("192.0.2.9"), RefuseReason::Denied, 121'000).count == 2);
     // Quiet addresses are forgotten, which makes room again.
     lines.clear();
     log.flush(200'000, collect);
