@@ -11,8 +11,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness
-from harness import ProxyTestCase, addr, free_port, render_config
-from test_admin import http_get, parse_metrics, value
+from harness import ProxyTestCase, addr, admin_metrics, free_port, metric_value, render_config
 
 A, B = "127.0.0.2", "127.0.0.3"
 
@@ -50,8 +49,7 @@ class IpPolicyTest(ProxyTestCase):
         self.assertEqual(self.backend.count(), before)
 
     def refused_total(self, reason):
-        _, _, body = http_get(self.admin_port, "/metrics")
-        return value(parse_metrics(body.decode()), "sniroute_refused_total", listener="pol", reason=reason)
+        return metric_value(admin_metrics(self.admin_port), "sniroute_refused_total", listener="pol", reason=reason)
 
     def test_deny_wins_over_allow(self):
         proxy = self.start(allow=["127.0.0.0/8"], deny=[B + "/32", "192.0.2.0/24"])
