@@ -35,11 +35,6 @@ Session::Session(LoopContext& ctx, size_t li)
 // A spliced direction's pipe and descriptors go back with the relay, after this body.
 Session::~Session() {
     if (counted_) ctx_.connections().fetch_sub(1, std::memory_order_relaxed);
-    // Given back here, once, whatever ended the session; with the rate of the session's own
-    // snapshot, which decides only whether the emptied entry can go at once.
-    if (ip_counted_)
-        ip_state().table.release(core::IpAddress::from(&client_addr_.u.sa), listener().new_connections_per_ip,
-                                 uv_now(ctx_.loop()));
     ctx_.detach(this);
 }
 
@@ -445,7 +440,15 @@ void Session::relay_handles_closed() {
     if (--pending_closes_ == 0 && closing_) finish();
 }
 
+// The one way a session ends: every close callback has run.
 void Session::finish() {
+    // The per-IP slot is given back here, once, whatever ended the session, and before the conn
+    // line: whoever reads that the connection ended (a test, an admin) may connect again at once
+    // and must find the slot free. With the rate of the session's own snapshot, which decides
+    // only whether the emptied entry can go at once.
+    if (ip_counted_)
+        ip_state().table.release(core::IpAddress::from(&client_addr_.u.sa), listener().new_connections_per_ip,
+                                 uv_now(ctx_.loop()));
     count_close();
     log_close();
     delete this;

@@ -7,7 +7,7 @@
 //   - loading the same text twice gives the same diagnostics, warnings and config;
 //   - a config that loads obeys the rules the data path relies on (check_config): indices in
 //     range, names normalised, no two binds that cannot both be bound, non-zero timeouts, ...;
-//   - written back as TOML (render) and loaded again, it gives the same config and as many
+//   - written back as TOML (render) and loaded again, it gives the same config and no more
 //     warnings: nothing the loader accepted depends on how it was spelled.
 // A broken invariant aborts, which libFuzzer reports as a crash.
 #include <algorithm>
@@ -295,7 +295,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     again.config->path = first.config->path;
     require(dump(*again.config) == dump(*first.config), "the config written back loads differently",
             dump(*first.config) + "---\n" + dump(*again.config));
-    require(again.warnings.size() == first.warnings.size(), "the config written back warns differently",
+    // No more warnings than the original: the ones about structure come back, but the ones about
+    // spelling (a prefix with host bits, written back cleared) are gone.
+    require(again.warnings.size() <= first.warnings.size(), "the config written back warns of more",
             dump(first) + "---\n" + dump(again));
     return 0;
 }
