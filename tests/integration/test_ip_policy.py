@@ -101,7 +101,7 @@ class IpPolicyTest(ProxyTestCase):
             try:
                 self.echoes(s)
                 break
-            except (ConnectionError, AssertionError, socket.timeout):
+            except (ConnectionError, EOFError, AssertionError, socket.timeout):  # refused: RST or FIN
                 s.close()
                 self.assertLess(time.monotonic(), deadline, "no token refilled")
                 time.sleep(1)
